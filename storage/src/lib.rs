@@ -1,0 +1,2 @@
+pub mod index_entry;
+pub mod record_batch;
