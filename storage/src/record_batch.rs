@@ -38,8 +38,8 @@ const BASE_OFFSET_AT: usize = 0;
 const BATCH_LENGTH_AT: usize = 8;
 const PARTITION_LEADER_EPOCH_AT: usize = 12;
 const MAGIC_AT: usize = 16;
-const CRC_AT: usize = 17;
-const ATTRIBUTES_AT: usize = 21;
+pub(crate) const CRC_AT: usize = 17;
+pub(crate) const ATTRIBUTES_AT: usize = 21;
 const LAST_OFFSET_DELTA_AT: usize = 23;
 const BASE_TIMESTAMP_AT: usize = 27;
 const MAX_TIMESTAMP_AT: usize = 35;
@@ -52,6 +52,8 @@ const COMPRESSION_MASK: i16 = 0x07;
 const TIMESTAMP_TYPE_BIT: i16 = 0x08;
 const TRANSACTIONAL_BIT: i16 = 0x10;
 const CONTROL_BIT: i16 = 0x20;
+/// Set by the log cleaner when `baseTimestamp` holds the delete horizon (KIP-534).
+const DELETE_HORIZON_BIT: i16 = 0x40;
 
 /// Producer id / epoch / sequence value meaning "not idempotent" (Kafka's `NO_PRODUCER_ID` etc.).
 pub const NO_PRODUCER_ID: i64 = -1;
@@ -82,6 +84,10 @@ pub enum BatchError {
     InvalidRecord(&'static str),
     #[error("decompression failed: {0}")]
     Decompression(String),
+    /// The records section decompresses (or, by its record count, would decompress) to more
+    /// than the caller's limit: a decompression bomb or a batch this reader is not sized for.
+    #[error("decompressed records exceed the limit of {max_bytes} bytes")]
+    DecompressedTooLarge { max_bytes: usize },
 }
 
 impl BatchError {
@@ -213,6 +219,25 @@ impl<'a> RecordBatch<'a> {
         Ok(batch)
     }
 
+    /// A view for tools that show damaged batches (`dump-log`): checks only that `buf` holds the
+    /// fixed header and the whole `batchLength`, nothing about the contents (magic, codec,
+    /// counts, CRC). Every accessor stays in bounds; nothing else may be assumed.
+    pub fn parse_lenient(buf: &'a [u8]) -> Result<Self, BatchError> {
+        if buf.len() < LOG_OVERHEAD {
+            return Err(BatchError::Truncated { needed: LOG_OVERHEAD, available: buf.len() });
+        }
+        let batch_length = be_i32(buf, BATCH_LENGTH_AT);
+        let size_bytes = LOG_OVERHEAD as i64 + batch_length as i64;
+        if size_bytes < BATCH_HEADER_BYTES as i64 {
+            return Err(BatchError::LengthTooSmall(batch_length));
+        }
+        let size_bytes = size_bytes as usize;
+        if buf.len() < size_bytes {
+            return Err(BatchError::Truncated { needed: size_bytes, available: buf.len() });
+        }
+        Ok(RecordBatch { bytes: &buf[..size_bytes] })
+    }
+
     fn check_header(&self) -> Result<(), BatchError> {
         let magic = self.magic();
         if magic != MAGIC_V2 {
@@ -282,12 +307,14 @@ impl<'a> RecordBatch<'a> {
     pub fn base_offset(&self) -> i64 {
         be_i64(self.bytes, BASE_OFFSET_AT)
     }
+    /// Wraps like Java's `long` instead of panicking: `baseOffset` is outside the CRC, so a
+    /// damaged one may be anything.
     pub fn last_offset(&self) -> i64 {
-        self.base_offset() + self.last_offset_delta() as i64
+        self.base_offset().wrapping_add(self.last_offset_delta() as i64)
     }
     /// Offset after this batch: where the next batch starts.
     pub fn next_offset(&self) -> i64 {
-        self.last_offset() + 1
+        self.last_offset().wrapping_add(1)
     }
     pub fn batch_length(&self) -> i32 {
         be_i32(self.bytes, BATCH_LENGTH_AT)
@@ -323,6 +350,10 @@ impl<'a> RecordBatch<'a> {
     }
     pub fn is_control(&self) -> bool {
         self.attributes() & CONTROL_BIT != 0
+    }
+    /// The delete horizon the log cleaner stored in `baseTimestamp`, if its attribute bit is set.
+    pub fn delete_horizon_ms(&self) -> Option<i64> {
+        (self.attributes() & DELETE_HORIZON_BIT != 0).then(|| self.base_timestamp())
     }
     pub fn last_offset_delta(&self) -> i32 {
         be_i32(self.bytes, LAST_OFFSET_DELTA_AT)
@@ -446,6 +477,55 @@ impl<'a> Iterator for BatchIter<'a> {
     }
 }
 
+/// The fixed-header fields a partition log needs to walk a segment batch by batch without
+/// reading whole batches (fetch boundaries, index lookups, the tail of a segment on open).
+/// [`BatchHeader::parse`] needs only the first [`BATCH_HEADER_BYTES`] bytes, so it checks the
+/// header's shape, never the CRC: use it on bytes this broker already validated and wrote.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct BatchHeader {
+    pub base_offset: i64,
+    /// The whole batch: `LOG_OVERHEAD + batchLength`.
+    pub size_bytes: usize,
+    pub last_offset_delta: i32,
+    pub max_timestamp: i64,
+}
+
+impl BatchHeader {
+    pub fn parse(buf: &[u8]) -> Result<Self, BatchError> {
+        if buf.len() < BATCH_HEADER_BYTES {
+            return Err(BatchError::Truncated { needed: BATCH_HEADER_BYTES, available: buf.len() });
+        }
+        let batch_length = be_i32(buf, BATCH_LENGTH_AT);
+        let size_bytes = LOG_OVERHEAD as i64 + batch_length as i64;
+        if size_bytes < BATCH_HEADER_BYTES as i64 {
+            return Err(BatchError::LengthTooSmall(batch_length));
+        }
+        let magic = buf[MAGIC_AT] as i8;
+        if magic != MAGIC_V2 {
+            return Err(BatchError::UnsupportedMagic(magic));
+        }
+        let last_offset_delta = be_i32(buf, LAST_OFFSET_DELTA_AT);
+        if last_offset_delta < 0 {
+            let record_count = be_i32(buf, RECORD_COUNT_AT);
+            return Err(BatchError::InconsistentRecordCount { last_offset_delta, record_count });
+        }
+        Ok(BatchHeader {
+            base_offset: be_i64(buf, BASE_OFFSET_AT),
+            size_bytes: size_bytes as usize,
+            last_offset_delta,
+            max_timestamp: be_i64(buf, MAX_TIMESTAMP_AT),
+        })
+    }
+
+    pub fn last_offset(&self) -> i64 {
+        self.base_offset.saturating_add(self.last_offset_delta as i64)
+    }
+
+    pub fn next_offset(&self) -> i64 {
+        self.last_offset().saturating_add(1)
+    }
+}
+
 #[cfg(test)]
 pub(crate) mod tests {
     use super::*;
@@ -479,6 +559,23 @@ pub(crate) mod tests {
         b[BASE_SEQUENCE_AT..BASE_SEQUENCE_AT + 4].copy_from_slice(&(-1i32).to_be_bytes());
         b[RECORD_COUNT_AT..RECORD_COUNT_AT + 4].copy_from_slice(&count.to_be_bytes());
         b.extend_from_slice(&records);
+        let crc = crc32c::crc32c(&b[ATTRIBUTES_AT..]);
+        b[CRC_AT..CRC_AT + 4].copy_from_slice(&crc.to_be_bytes());
+        b
+    }
+
+    /// An idempotent batch: producer id/epoch and base sequence set, CRC recomputed.
+    pub fn build_idempotent_batch(
+        base_offset: i64,
+        producer_id: i64,
+        epoch: i16,
+        base_seq: i32,
+        count: i32,
+    ) -> Vec<u8> {
+        let mut b = build_batch(base_offset, count, 4);
+        b[PRODUCER_ID_AT..PRODUCER_ID_AT + 8].copy_from_slice(&producer_id.to_be_bytes());
+        b[PRODUCER_EPOCH_AT..PRODUCER_EPOCH_AT + 2].copy_from_slice(&epoch.to_be_bytes());
+        b[BASE_SEQUENCE_AT..BASE_SEQUENCE_AT + 4].copy_from_slice(&base_seq.to_be_bytes());
         let crc = crc32c::crc32c(&b[ATTRIBUTES_AT..]);
         b[CRC_AT..CRC_AT + 4].copy_from_slice(&crc.to_be_bytes());
         b

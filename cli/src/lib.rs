@@ -1,0 +1,16 @@
+//! `shardlog-cli`: the command-line tools of the `shardlog` binary, as a library. Today that is
+//! `dump-log` (Kafka's `kafka-dump-log.sh`); the broker binary in `core` only parses arguments
+//! with the clap types defined here and calls the tool's `run`.
+//!
+//! Owns each tool's arguments, `--help` text and output format. The output of a tool that
+//! mirrors a Kafka tool is byte-for-byte what Kafka 3.7's tool prints, so scripts and habits
+//! built on Kafka keep working; anything we add (e.g. reports on damage Kafka would crash on)
+//! goes to stderr.
+//!
+//! Invariants: tools only read the files they are given; file formats come from
+//! `shardlog-storage` and are never re-implemented here; input files are untrusted, so every
+//! read is bounded and damage is reported and skipped over, never a panic; tools write to the
+//! `Write`rs they are handed (tests run them in-process) and report failures in their outcome
+//! so the binary can exit non-zero.
+
+pub mod dump_log;

@@ -1,0 +1,485 @@
+//! Broker configuration: the `server.properties` keys Kafka users already write, Kafka's
+//! defaults for all of them, and the few keys of our own (`num.shards`, `shard.ports`).
+//!
+//! Every key the broker accepts is in [`KEYS`] with its type; anything else is refused with
+//! one error naming the key, so a typo never silently falls back to a default. Keys that only
+//! make sense for Kafka's thread pools (`num.network.threads`, `num.io.threads`, ...) are
+//! accepted and ignored: a thread-per-core broker has one thread per shard.
+
+pub mod properties;
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+use shardlog_storage::log_config::LogConfig;
+use shardlog_storage::record_batch::TimestampType;
+
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("cannot read config file {path}: {source}")]
+    Read { path: PathBuf, source: std::io::Error },
+    #[error("config file {path}: {source}")]
+    Syntax { path: PathBuf, source: properties::PropertiesError },
+    #[error("unknown configuration key '{0}'")]
+    UnknownKey(String),
+    #[error("invalid value '{value}' for configuration key '{key}': {reason}")]
+    InvalidValue { key: String, value: String, reason: String },
+    #[error("--override expects key=value, got '{0}'")]
+    BadOverride(String),
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Kind {
+    Int { min: i64, max: i64 },
+    Bool,
+    Double,
+    Str,
+}
+
+const INT: Kind = Kind::Int { min: i32::MIN as i64, max: i32::MAX as i64 };
+const NON_NEGATIVE_INT: Kind = Kind::Int { min: 0, max: i32::MAX as i64 };
+const POSITIVE_INT: Kind = Kind::Int { min: 1, max: i32::MAX as i64 };
+const LONG: Kind = Kind::Int { min: i64::MIN, max: i64::MAX };
+const NON_NEGATIVE_LONG: Kind = Kind::Int { min: 0, max: i64::MAX };
+const POSITIVE_LONG: Kind = Kind::Int { min: 1, max: i64::MAX };
+
+/// Every accepted key, its type and Kafka's default (`None`: unset unless given).
+const KEYS: &[(&str, Kind, Option<&str>)] = &[
+    // Identity and listeners (KRaft, lesson 8 and 23 of the course).
+    ("process.roles", Kind::Str, Some("broker,controller")),
+    ("node.id", NON_NEGATIVE_INT, None),
+    ("broker.id", NON_NEGATIVE_INT, None),
+    ("broker.rack", Kind::Str, None),
+    ("controller.quorum.voters", Kind::Str, None),
+    ("controller.quorum.bootstrap.servers", Kind::Str, None),
+    ("controller.listener.names", Kind::Str, Some("CONTROLLER")),
+    ("listeners", Kind::Str, Some("PLAINTEXT://127.0.0.1:9092")),
+    ("advertised.listeners", Kind::Str, None),
+    ("inter.broker.listener.name", Kind::Str, None),
+    ("listener.security.protocol.map", Kind::Str, None),
+    ("log.dirs", Kind::Str, None),
+    ("log.dir", Kind::Str, Some("./shardlog-data")),
+    // Our own: shards and their ports (README, "Shards, node ids and ports").
+    ("num.shards", Kind::Int { min: 1, max: 1024 }, None),
+    ("shard.ports", Kind::Str, None),
+    // Topics.
+    ("num.partitions", POSITIVE_INT, Some("1")),
+    ("default.replication.factor", POSITIVE_INT, Some("1")),
+    ("min.insync.replicas", POSITIVE_INT, Some("1")),
+    ("auto.create.topics.enable", Kind::Bool, Some("true")),
+    ("delete.topic.enable", Kind::Bool, Some("true")),
+    ("unclean.leader.election.enable", Kind::Bool, Some("false")),
+    ("auto.leader.rebalance.enable", Kind::Bool, Some("true")),
+    ("compression.type", Kind::Str, Some("producer")),
+    // Log segments, retention, flushing.
+    ("log.segment.bytes", Kind::Int { min: 14, max: i32::MAX as i64 }, Some("1073741824")),
+    ("log.roll.ms", POSITIVE_LONG, None),
+    ("log.roll.hours", POSITIVE_INT, Some("168")),
+    ("log.retention.ms", LONG, None),
+    ("log.retention.minutes", INT, None),
+    ("log.retention.hours", INT, Some("168")),
+    ("log.retention.bytes", LONG, Some("-1")),
+    ("log.retention.check.interval.ms", POSITIVE_LONG, Some("300000")),
+    ("log.index.interval.bytes", NON_NEGATIVE_INT, Some("4096")),
+    ("log.index.size.max.bytes", Kind::Int { min: 4, max: i32::MAX as i64 }, Some("10485760")),
+    ("log.flush.interval.messages", POSITIVE_LONG, Some("9223372036854775807")),
+    ("log.flush.interval.ms", POSITIVE_LONG, None),
+    ("log.flush.scheduler.interval.ms", POSITIVE_LONG, Some("9223372036854775807")),
+    ("log.flush.offset.checkpoint.interval.ms", NON_NEGATIVE_INT, Some("60000")),
+    ("log.segment.delete.delay.ms", NON_NEGATIVE_LONG, Some("60000")),
+    ("log.message.timestamp.type", Kind::Str, Some("CreateTime")),
+    ("log.cleanup.policy", Kind::Str, Some("delete")),
+    ("log.cleaner.enable", Kind::Bool, Some("true")),
+    ("log.cleaner.threads", POSITIVE_INT, Some("1")),
+    ("log.cleaner.dedupe.buffer.size", POSITIVE_LONG, Some("134217728")),
+    ("log.cleaner.io.max.bytes.per.second", Kind::Double, Some("1.7976931348623157E308")),
+    ("log.cleaner.delete.retention.ms", NON_NEGATIVE_LONG, Some("86400000")),
+    ("log.cleaner.min.compaction.lag.ms", NON_NEGATIVE_LONG, Some("0")),
+    ("log.cleaner.max.compaction.lag.ms", POSITIVE_LONG, Some("9223372036854775807")),
+    ("log.cleaner.min.cleanable.ratio", Kind::Double, Some("0.5")),
+    ("num.recovery.threads.per.data.dir", POSITIVE_INT, Some("1")),
+    // Requests and connections.
+    ("message.max.bytes", NON_NEGATIVE_INT, Some("1048588")),
+    ("socket.request.max.bytes", POSITIVE_INT, Some("104857600")),
+    ("socket.send.buffer.bytes", INT, Some("102400")),
+    ("socket.receive.buffer.bytes", INT, Some("102400")),
+    ("connections.max.idle.ms", LONG, Some("600000")),
+    ("num.network.threads", POSITIVE_INT, Some("3")),
+    ("num.io.threads", POSITIVE_INT, Some("8")),
+    ("queued.max.requests", POSITIVE_INT, Some("500")),
+    // Replication.
+    ("replica.lag.time.max.ms", POSITIVE_LONG, Some("30000")),
+    ("replica.fetch.max.bytes", NON_NEGATIVE_INT, Some("1048576")),
+    ("num.replica.fetchers", POSITIVE_INT, Some("1")),
+    // Groups, offsets and transactions.
+    ("offsets.topic.num.partitions", POSITIVE_INT, Some("50")),
+    ("offsets.topic.replication.factor", POSITIVE_INT, Some("3")),
+    ("offsets.retention.minutes", POSITIVE_INT, Some("10080")),
+    ("group.initial.rebalance.delay.ms", NON_NEGATIVE_INT, Some("3000")),
+    ("group.min.session.timeout.ms", NON_NEGATIVE_INT, Some("6000")),
+    ("group.max.session.timeout.ms", NON_NEGATIVE_INT, Some("1800000")),
+    ("transaction.state.log.replication.factor", POSITIVE_INT, Some("3")),
+    ("transaction.state.log.min.isr", POSITIVE_INT, Some("2")),
+    ("transaction.state.log.num.partitions", POSITIVE_INT, Some("50")),
+];
+
+/// Keys Kafka needs for its own thread pools; a thread-per-core broker has no use for them.
+pub const IGNORED_KEYS: &[&str] =
+    &["num.network.threads", "num.io.threads", "num.recovery.threads.per.data.dir", "queued.max.requests"];
+
+/// One `NAME://host:port` entry of `listeners` / `advertised.listeners`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Listener {
+    pub name: String,
+    /// Empty means every interface (Kafka's `PLAINTEXT://:9092`).
+    pub host: String,
+    pub port: u16,
+}
+
+/// The typed broker configuration. Built only by [`BrokerConfig::load`], which has already
+/// checked every key and value.
+#[derive(Debug, Clone)]
+pub struct BrokerConfig {
+    pub node_id: i32,
+    pub rack: Option<String>,
+    /// The client listener (the first one that is not a controller listener).
+    pub listener: Listener,
+    /// Every other configured listener; shard ports must not collide with them.
+    pub other_listeners: Vec<Listener>,
+    /// The host advertised to clients for the client listener.
+    pub advertised_host: String,
+    pub log_dir: PathBuf,
+    pub num_shards: Option<usize>,
+    pub shard_ports: Option<Vec<u16>>,
+    pub num_partitions: i32,
+    pub default_replication_factor: i16,
+    pub auto_create_topics_enable: bool,
+    pub delete_topic_enable: bool,
+    pub message_max_bytes: usize,
+    pub socket_request_max_bytes: usize,
+    pub connections_max_idle_ms: i64,
+    pub log_retention_check_interval_ms: i64,
+    pub log_flush_scheduler_interval_ms: i64,
+    pub log_flush_offset_checkpoint_interval_ms: i64,
+    pub offsets_topic_num_partitions: i32,
+    pub group_initial_rebalance_delay_ms: i32,
+    pub group_min_session_timeout_ms: i32,
+    pub group_max_session_timeout_ms: i32,
+    /// Defaults for every topic's log; topic configs override them.
+    pub log_defaults: LogConfig,
+    pub min_insync_replicas: i32,
+    /// The raw, validated key/value pairs (defaults included) for DescribeConfigs.
+    pub values: BTreeMap<String, String>,
+}
+
+impl BrokerConfig {
+    /// Reads `file` (if any), applies `overrides` (`key=value`, as `kafka-server-start.sh
+    /// --override`), fills Kafka's defaults and checks everything.
+    pub fn load(file: Option<&Path>, overrides: &[String]) -> Result<BrokerConfig, ConfigError> {
+        let mut given = match file {
+            Some(path) => {
+                let text = std::fs::read_to_string(path)
+                    .map_err(|source| ConfigError::Read { path: path.to_path_buf(), source })?;
+                properties::parse(&text)
+                    .map_err(|source| ConfigError::Syntax { path: path.to_path_buf(), source })?
+            }
+            None => BTreeMap::new(),
+        };
+        for o in overrides {
+            let (k, v) = o.split_once('=').ok_or_else(|| ConfigError::BadOverride(o.clone()))?;
+            given.insert(k.trim().to_string(), v.trim().to_string());
+        }
+        Self::from_map(given)
+    }
+
+    pub fn from_map(given: BTreeMap<String, String>) -> Result<BrokerConfig, ConfigError> {
+        for (key, value) in &given {
+            let kind = KEYS
+                .iter()
+                .find(|(k, _, _)| k == key)
+                .map(|(_, kind, _)| *kind)
+                .ok_or_else(|| ConfigError::UnknownKey(key.clone()))?;
+            check_kind(key, value, kind)?;
+        }
+        let mut values: BTreeMap<String, String> =
+            KEYS.iter().filter_map(|(k, _, d)| d.map(|d| (k.to_string(), d.to_string()))).collect();
+        values.extend(given.clone());
+        let v = Values { values: &values };
+
+        let listeners = parse_listeners("listeners", v.str("listeners"))?;
+        let controller_names: Vec<String> =
+            v.str("controller.listener.names").split(',').map(|s| s.trim().to_string()).collect();
+        let (client, others): (Vec<Listener>, Vec<Listener>) =
+            listeners.into_iter().partition(|l| !controller_names.contains(&l.name));
+        let mut client = client.into_iter();
+        let listener = client.next().ok_or_else(|| ConfigError::InvalidValue {
+            key: "listeners".into(),
+            value: v.str("listeners").into(),
+            reason: "no client listener (every listener is a controller listener)".into(),
+        })?;
+        let other_listeners: Vec<Listener> = others.into_iter().chain(client).collect();
+        let advertised_host = match given.get("advertised.listeners") {
+            Some(text) => parse_listeners("advertised.listeners", text)?
+                .into_iter()
+                .find(|l| l.name == listener.name)
+                .map(|l| l.host)
+                .unwrap_or_default(),
+            None => String::new(),
+        };
+        let advertised_host = match (advertised_host.is_empty(), listener.host.is_empty()) {
+            (false, _) => advertised_host,
+            (true, false) if listener.host != "0.0.0.0" => listener.host.clone(),
+            _ => "localhost".to_string(),
+        };
+
+        let log_dir = given.get("log.dirs").or_else(|| values.get("log.dir")).cloned().unwrap_or_default();
+        let log_dir = log_dir.split(',').next().unwrap_or_default().trim().to_string();
+        if log_dir.is_empty() {
+            return Err(invalid("log.dirs", &log_dir, "empty"));
+        }
+        let shard_ports = match given.get("shard.ports") {
+            Some(text) => Some(
+                text.split(',')
+                    .map(|p| {
+                        p.trim().parse::<u16>().map_err(|_| invalid("shard.ports", text, "not a port list"))
+                    })
+                    .collect::<Result<Vec<u16>, _>>()?,
+            ),
+            None => None,
+        };
+        let node_id = v.int_opt("node.id").or_else(|| v.int_opt("broker.id")).unwrap_or(1) as i32;
+        if node_id >= NODE_ID_SHARD_STRIDE {
+            return Err(invalid(
+                "node.id",
+                &node_id.to_string(),
+                "must be below 1000 (see README: node ids)",
+            ));
+        }
+        let retention_ms = v
+            .int_opt("log.retention.ms")
+            .or_else(|| v.int_opt("log.retention.minutes").map(|m| m * 60_000))
+            .unwrap_or_else(|| v.int("log.retention.hours") * 3_600_000);
+        let roll_ms = v.int_opt("log.roll.ms").unwrap_or_else(|| v.int("log.roll.hours") * 3_600_000);
+        let timestamp_type = match v.str("log.message.timestamp.type") {
+            "CreateTime" => TimestampType::CreateTime,
+            "LogAppendTime" => TimestampType::LogAppendTime,
+            other => return Err(invalid("log.message.timestamp.type", other, "CreateTime or LogAppendTime")),
+        };
+        let log_defaults = LogConfig {
+            segment_bytes: v.int("log.segment.bytes") as u32,
+            segment_ms: roll_ms,
+            segment_index_bytes: v.int("log.index.size.max.bytes") as u32,
+            index_interval_bytes: v.int("log.index.interval.bytes") as u32,
+            max_message_bytes: v.int("message.max.bytes") as u32,
+            flush_messages: v.int("log.flush.interval.messages"),
+            flush_ms: v.int_opt("log.flush.interval.ms").unwrap_or(i64::MAX),
+            retention_ms,
+            retention_bytes: v.int("log.retention.bytes"),
+            message_timestamp_type: timestamp_type,
+            file_delete_delay_ms: v.int("log.segment.delete.delay.ms"),
+            ..LogConfig::default()
+        };
+        let min_insync_replicas = v.int("min.insync.replicas") as i32;
+        Ok(BrokerConfig {
+            node_id,
+            rack: given.get("broker.rack").cloned(),
+            listener,
+            other_listeners,
+            advertised_host,
+            log_dir: PathBuf::from(log_dir),
+            num_shards: v.int_opt("num.shards").map(|n| n as usize),
+            shard_ports,
+            num_partitions: v.int("num.partitions") as i32,
+            default_replication_factor: v.int("default.replication.factor").min(i16::MAX as i64) as i16,
+            auto_create_topics_enable: v.bool("auto.create.topics.enable"),
+            delete_topic_enable: v.bool("delete.topic.enable"),
+            message_max_bytes: v.int("message.max.bytes") as usize,
+            socket_request_max_bytes: v.int("socket.request.max.bytes") as usize,
+            connections_max_idle_ms: v.int("connections.max.idle.ms"),
+            log_retention_check_interval_ms: v.int("log.retention.check.interval.ms"),
+            log_flush_scheduler_interval_ms: v.int("log.flush.scheduler.interval.ms"),
+            log_flush_offset_checkpoint_interval_ms: v.int("log.flush.offset.checkpoint.interval.ms"),
+            offsets_topic_num_partitions: v.int("offsets.topic.num.partitions") as i32,
+            group_initial_rebalance_delay_ms: v.int("group.initial.rebalance.delay.ms") as i32,
+            group_min_session_timeout_ms: v.int("group.min.session.timeout.ms") as i32,
+            group_max_session_timeout_ms: v.int("group.max.session.timeout.ms") as i32,
+            log_defaults,
+            min_insync_replicas,
+            values,
+        })
+    }
+
+    /// Node id of shard `shard` of this broker: `node.id + 1000 × shard`. Shard 0 keeps the
+    /// broker's own id, so a one-shard broker looks exactly like a Kafka broker.
+    pub fn shard_node_id(&self, shard: usize) -> i32 {
+        self.node_id + NODE_ID_SHARD_STRIDE * shard as i32
+    }
+
+    /// Ports of `num_shards` shards: `shard.ports` when given, else the client listener's port
+    /// and the next ports up, skipping any port another listener (e.g. CONTROLLER on 9093) uses.
+    pub fn shard_ports(&self, num_shards: usize) -> Result<Vec<u16>, ConfigError> {
+        if let Some(ports) = &self.shard_ports {
+            if ports.len() != num_shards {
+                return Err(invalid(
+                    "shard.ports",
+                    &format!("{ports:?}"),
+                    &format!("lists {} ports for {num_shards} shards", ports.len()),
+                ));
+            }
+            return Ok(ports.clone());
+        }
+        let taken: Vec<u16> = self.other_listeners.iter().map(|l| l.port).collect();
+        let mut ports = Vec::with_capacity(num_shards);
+        let mut port = self.listener.port as u32;
+        while ports.len() < num_shards {
+            if port > u16::MAX as u32 {
+                return Err(invalid("listeners", &self.listener.port.to_string(), "no room for shard ports"));
+            }
+            if !taken.contains(&(port as u16)) {
+                ports.push(port as u16);
+            }
+            port += 1;
+        }
+        Ok(ports)
+    }
+}
+
+/// Node ids of one broker's shards are `node.id + NODE_ID_SHARD_STRIDE × shard`.
+pub const NODE_ID_SHARD_STRIDE: i32 = 1000;
+
+struct Values<'a> {
+    values: &'a BTreeMap<String, String>,
+}
+
+impl Values<'_> {
+    fn str(&self, key: &str) -> &str {
+        self.values.get(key).map(String::as_str).unwrap_or_default()
+    }
+    // Values were checked by `check_kind` before; a missing or bad one can only be a key
+    // without a default, which callers read through `int_opt`.
+    fn int(&self, key: &str) -> i64 {
+        self.int_opt(key).unwrap_or_default()
+    }
+    fn int_opt(&self, key: &str) -> Option<i64> {
+        self.values.get(key).and_then(|v| v.trim().parse().ok())
+    }
+    fn bool(&self, key: &str) -> bool {
+        self.str(key).trim().eq_ignore_ascii_case("true")
+    }
+}
+
+fn invalid(key: &str, value: &str, reason: &str) -> ConfigError {
+    ConfigError::InvalidValue { key: key.into(), value: value.into(), reason: reason.into() }
+}
+
+fn check_kind(key: &str, value: &str, kind: Kind) -> Result<(), ConfigError> {
+    let v = value.trim();
+    match kind {
+        Kind::Int { min, max } => {
+            let n: i64 = v.parse().map_err(|_| invalid(key, value, "not an integer"))?;
+            if n < min || n > max {
+                return Err(invalid(key, value, &format!("must be between {min} and {max}")));
+            }
+        }
+        Kind::Bool => {
+            if !v.eq_ignore_ascii_case("true") && !v.eq_ignore_ascii_case("false") {
+                return Err(invalid(key, value, "must be true or false"));
+            }
+        }
+        Kind::Double => {
+            v.parse::<f64>().map_err(|_| invalid(key, value, "not a number"))?;
+        }
+        Kind::Str => {}
+    }
+    Ok(())
+}
+
+fn parse_listeners(key: &str, text: &str) -> Result<Vec<Listener>, ConfigError> {
+    let mut out = Vec::new();
+    for part in text.split(',').map(str::trim).filter(|p| !p.is_empty()) {
+        let (name, rest) =
+            part.split_once("://").ok_or_else(|| invalid(key, part, "expected NAME://host:port"))?;
+        let (host, port) = rest.rsplit_once(':').ok_or_else(|| invalid(key, part, "missing :port"))?;
+        let port: u16 = port.parse().map_err(|_| invalid(key, part, "bad port"))?;
+        let host = host.trim_start_matches('[').trim_end_matches(']').to_string();
+        out.push(Listener { name: name.to_string(), host, port });
+    }
+    if out.is_empty() {
+        return Err(invalid(key, text, "no listener"));
+    }
+    Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn load(pairs: &[&str]) -> Result<BrokerConfig, ConfigError> {
+        let overrides: Vec<String> = pairs.iter().map(|s| s.to_string()).collect();
+        BrokerConfig::load(None, &overrides)
+    }
+
+    #[test]
+    fn embedded_default_is_a_single_local_broker() {
+        let c = load(&[]).unwrap();
+        assert_eq!(c.listener, Listener { name: "PLAINTEXT".into(), host: "127.0.0.1".into(), port: 9092 });
+        assert_eq!(c.log_dir, PathBuf::from("./shardlog-data"));
+        assert!(c.auto_create_topics_enable);
+        assert_eq!(c.num_partitions, 1);
+        assert_eq!(c.message_max_bytes, 1048588);
+        assert_eq!(c.socket_request_max_bytes, 104857600);
+        assert_eq!(c.log_defaults.retention_ms, 168 * 3_600_000);
+        assert_eq!(c.node_id, 1);
+    }
+
+    #[test]
+    fn the_courses_kraft_file_is_accepted_and_ports_skip_the_controller() {
+        let c = load(&[
+            "process.roles=broker,controller",
+            "node.id=1",
+            "controller.quorum.voters=1@localhost:9093",
+            "listeners=PLAINTEXT://:9092,CONTROLLER://:9093",
+            "advertised.listeners=PLAINTEXT://localhost:9092",
+            "controller.listener.names=CONTROLLER",
+            "log.dirs=/tmp/kraft-combined-logs",
+            "num.partitions=3",
+            "default.replication.factor=1",
+            "log.segment.bytes=1073741824",
+            "log.retention.hours=168",
+        ])
+        .unwrap();
+        assert_eq!(c.shard_ports(3).unwrap(), vec![9092, 9094, 9095]);
+        assert_eq!(c.advertised_host, "localhost");
+        assert_eq!(c.shard_node_id(0), 1);
+        assert_eq!(c.shard_node_id(2), 2001);
+        assert_eq!(c.num_partitions, 3);
+    }
+
+    #[test]
+    fn unknown_keys_and_bad_values_name_the_key() {
+        let e = load(&["log.retension.hours=1"]).unwrap_err().to_string();
+        assert!(e.contains("log.retension.hours"), "{e}");
+        let e = load(&["num.partitions=zero"]).unwrap_err().to_string();
+        assert!(e.contains("num.partitions") && e.contains("zero"), "{e}");
+        let e = load(&["num.partitions=0"]).unwrap_err().to_string();
+        assert!(e.contains("num.partitions"), "{e}");
+        assert!(load(&["auto.create.topics.enable=yes"]).is_err());
+        assert!(load(&["listeners=9092"]).is_err());
+    }
+
+    #[test]
+    fn retention_ms_beats_minutes_beats_hours() {
+        assert_eq!(load(&["log.retention.hours=1"]).unwrap().log_defaults.retention_ms, 3_600_000);
+        let c = load(&["log.retention.hours=1", "log.retention.minutes=2"]).unwrap();
+        assert_eq!(c.log_defaults.retention_ms, 120_000);
+        let c = load(&["log.retention.minutes=2", "log.retention.ms=5"]).unwrap();
+        assert_eq!(c.log_defaults.retention_ms, 5);
+    }
+
+    #[test]
+    fn explicit_shard_ports_must_match_the_shard_count() {
+        let c = load(&["shard.ports=9100,9200"]).unwrap();
+        assert_eq!(c.shard_ports(2).unwrap(), vec![9100, 9200]);
+        assert!(c.shard_ports(3).is_err());
+    }
+}

@@ -1,0 +1,324 @@
+//! `Partition`: one partition led by this shard — its log, its idempotent-producer state and
+//! the wake-up for fetches waiting on new data.
+//!
+//! Everything here lives on one shard (invariant 1). The log sits behind a shard-local async
+//! `RwLock` only because its operations await io_uring: a produce holds the write side for the
+//! length of one append so two connections producing to one partition cannot interleave, and
+//! fetches read concurrently. No lock crosses a core.
+
+use std::cell::{Cell, RefCell};
+use std::path::{Path, PathBuf};
+use std::rc::Rc;
+
+use bytes::Bytes;
+use glommio::sync::RwLock;
+use shardlog_net::KafkaError;
+use shardlog_storage::log_config::LogConfig;
+use shardlog_storage::partition_log::{PartitionLog, ReadInfo, TimestampAndOffset};
+use shardlog_storage::producer_state::{snapshot_file_name, ProducerCheck, ProducerStateManager};
+use shardlog_storage::record_batch::BatchIter;
+
+use crate::errors::{log_error, producer_error};
+
+/// The answer to one partition of a produce request.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ProduceResult {
+    pub base_offset: i64,
+    pub log_append_time_ms: i64,
+    pub log_start_offset: i64,
+}
+
+pub struct Partition {
+    pub topic: String,
+    pub topic_id: [u8; 16],
+    pub index: i32,
+    pub leader_epoch: Cell<i32>,
+    dir: PathBuf,
+    log: RwLock<PartitionLog>,
+    producers: RefCell<ProducerStateManager>,
+    /// Bumped on every append; fetches waiting for data listen on it.
+    appended: event_listener::Event,
+    high_watermark: Cell<i64>,
+    log_start_offset: Cell<i64>,
+}
+
+impl Partition {
+    /// Opens (creating) `<log_dir>/<topic>-<index>` and rebuilds producer state from the log.
+    pub async fn open(
+        log_dir: &Path,
+        topic: &str,
+        topic_id: [u8; 16],
+        index: i32,
+        leader_epoch: i32,
+        config: LogConfig,
+        recovery_point: Option<i64>,
+    ) -> Result<Rc<Partition>, KafkaError> {
+        let dir = log_dir.join(format!("{topic}-{index}"));
+        let log = PartitionLog::open(&dir, config, recovery_point, None).await.map_err(|e| {
+            tracing::error!("cannot open {}: {e}", dir.display());
+            KafkaError::KafkaStorageError
+        })?;
+        let producers = rebuild_producer_state(&dir, &log).await;
+        let partition = Partition {
+            topic: topic.to_string(),
+            topic_id,
+            index,
+            leader_epoch: Cell::new(leader_epoch),
+            dir,
+            high_watermark: Cell::new(log.log_end_offset()),
+            log_start_offset: Cell::new(log.log_start_offset()),
+            log: RwLock::new(log),
+            producers: RefCell::new(producers),
+            appended: event_listener::Event::new(),
+        };
+        // One replica: everything in the log is committed.
+        {
+            let mut log = partition.log.write().await.map_err(|_| KafkaError::KafkaStorageError)?;
+            let end = log.log_end_offset();
+            log.set_high_watermark(end);
+        }
+        Ok(Rc::new(partition))
+    }
+
+    pub fn dir(&self) -> &Path {
+        &self.dir
+    }
+
+    pub fn high_watermark(&self) -> i64 {
+        self.high_watermark.get()
+    }
+
+    pub fn log_start_offset(&self) -> i64 {
+        self.log_start_offset.get()
+    }
+
+    /// A listener that fires on the next append; take it before reading, so an append between
+    /// the read and the wait is not missed.
+    pub fn listen_for_append(&self) -> event_listener::EventListener {
+        self.appended.listen()
+    }
+
+    /// Appends a producer's record set as leader. Idempotent batches are checked against the
+    /// producer state first: a retry of a batch already in the log is answered with its
+    /// original offsets and appended again never.
+    pub async fn append(&self, records: Bytes, now_ms: i64) -> Result<ProduceResult, KafkaError> {
+        let mut log = self.log.write().await.map_err(|_| KafkaError::KafkaStorageError)?;
+        let max_batch_bytes = log.config().max_message_bytes as usize;
+        let mut idempotent_batches = 0;
+        let mut batch_count = 0;
+        for item in BatchIter::new(&records, max_batch_bytes) {
+            let (_, batch) = item.map_err(|e| {
+                if e.is_too_large() {
+                    KafkaError::MessageTooLarge
+                } else {
+                    KafkaError::CorruptMessage
+                }
+            })?;
+            batch_count += 1;
+            if batch.producer_id() < 0 {
+                continue;
+            }
+            idempotent_batches += 1;
+            match self.producers.borrow().check(&batch).map_err(|e| producer_error(&e))? {
+                ProducerCheck::Append => {}
+                ProducerCheck::Duplicate { first_offset, .. } if batch_count == 1 => {
+                    // Kafka answers a duplicate with the offsets it had the first time.
+                    return Ok(ProduceResult {
+                        base_offset: first_offset,
+                        log_append_time_ms: -1,
+                        log_start_offset: log.log_start_offset(),
+                    });
+                }
+                ProducerCheck::Duplicate { .. } => return Err(KafkaError::DuplicateSequenceNumber),
+            }
+        }
+        let info =
+            log.append(records.to_vec(), self.leader_epoch.get(), now_ms).await.map_err(|e| log_error(&e))?;
+        if idempotent_batches > 0 {
+            // The log assigned consecutive offsets from `base_offset`, batch by batch.
+            let mut producers = self.producers.borrow_mut();
+            let mut next_offset = info.base_offset;
+            for (_, batch) in BatchIter::new(&records, max_batch_bytes).flatten() {
+                producers.record(&batch, next_offset);
+                next_offset += batch.last_offset_delta() as i64 + 1;
+            }
+        }
+        if log.flush_due(now_ms) {
+            log.flush().await.map_err(|e| log_error(&e))?;
+        }
+        let end = log.log_end_offset();
+        log.set_high_watermark(end);
+        self.high_watermark.set(end);
+        self.log_start_offset.set(info.log_start_offset);
+        drop(log);
+        self.appended.notify(usize::MAX);
+        Ok(ProduceResult {
+            base_offset: info.base_offset,
+            log_append_time_ms: info.log_append_time_ms.unwrap_or(-1),
+            log_start_offset: info.log_start_offset,
+        })
+    }
+
+    /// Whole batches from `offset` on, below the high watermark.
+    pub async fn read(
+        &self,
+        offset: i64,
+        max_bytes: usize,
+        min_one_batch: bool,
+    ) -> Result<ReadInfo, KafkaError> {
+        let log = self.log.read().await.map_err(|_| KafkaError::KafkaStorageError)?;
+        let high_watermark = log.high_watermark();
+        log.read(offset, max_bytes, high_watermark, min_one_batch).await.map_err(|e| log_error(&e))
+    }
+
+    pub async fn offset_for_timestamp(
+        &self,
+        timestamp: i64,
+    ) -> Result<Option<TimestampAndOffset>, KafkaError> {
+        let log = self.log.read().await.map_err(|_| KafkaError::KafkaStorageError)?;
+        log.offset_for_timestamp(timestamp).await.map_err(|e| log_error(&e))
+    }
+
+    pub async fn max_timestamp_and_offset(&self) -> Option<TimestampAndOffset> {
+        let log = self.log.read().await.ok()?;
+        log.max_timestamp_and_offset()
+    }
+
+    /// DeleteRecords: advances the log start to `offset` (-1: the high watermark).
+    pub async fn delete_records_before(&self, offset: i64, now_ms: i64) -> Result<i64, KafkaError> {
+        let mut log = self.log.write().await.map_err(|_| KafkaError::KafkaStorageError)?;
+        let target = if offset == -1 { log.high_watermark() } else { offset };
+        if target < 0 || target > log.high_watermark() {
+            return Err(KafkaError::OffsetOutOfRange);
+        }
+        let start = log.delete_records_before(target, now_ms).await.map_err(|e| log_error(&e))?;
+        self.log_start_offset.set(start);
+        Ok(start)
+    }
+
+    pub async fn size_bytes(&self) -> u64 {
+        match self.log.read().await {
+            Ok(log) => log.size_bytes(),
+            Err(_) => 0,
+        }
+    }
+
+    /// Periodic housekeeping: flush when the policy says so, retention, delayed deletes.
+    pub async fn maintain(&self, now_ms: i64, retention_due: bool) -> Result<(), KafkaError> {
+        let mut log = self.log.write().await.map_err(|_| KafkaError::KafkaStorageError)?;
+        if log.flush_due(now_ms) {
+            log.flush().await.map_err(|e| log_error(&e))?;
+        }
+        if retention_due {
+            log.delete_segments_for_retention(now_ms).await.map_err(|e| log_error(&e))?;
+            self.log_start_offset.set(log.log_start_offset());
+        }
+        log.remove_deleted_segments(now_ms).await.map_err(|e| log_error(&e))?;
+        Ok(())
+    }
+
+    /// Applies changed topic configs (AlterConfigs) without a restart.
+    pub async fn set_config(&self, config: LogConfig) {
+        if let Ok(mut log) = self.log.write().await {
+            if log.config() != &config {
+                if let Err(e) = log.set_config(config) {
+                    tracing::warn!("{}-{}: new config refused: {e}", self.topic, self.index);
+                }
+            }
+        }
+    }
+
+    /// Flushes and closes the log (clean shutdown) and returns its recovery point and log
+    /// start offset for the checkpoint files; later calls fail with a storage error.
+    pub async fn close(&self) -> Result<(i64, i64), KafkaError> {
+        let mut log = self.log.write().await.map_err(|_| KafkaError::KafkaStorageError)?;
+        log.flush().await.map_err(|e| log_error(&e))?;
+        // Blocking file I/O is fine here: this runs once, at shutdown.
+        if let Err(e) = write_snapshot(&self.dir, log.log_end_offset(), &self.producers.borrow()) {
+            tracing::warn!("cannot write the producer snapshot of {}: {e}", self.dir.display());
+        }
+        let offsets = (log.recovery_point(), log.log_start_offset());
+        drop(log);
+        let _ = self.log.close();
+        Ok(offsets)
+    }
+
+    /// Deletes the partition's directory (its topic was deleted).
+    pub async fn delete(&self) {
+        let _ = self.log.close();
+        if let Err(e) = std::fs::remove_dir_all(&self.dir) {
+            tracing::warn!("cannot remove {}: {e}", self.dir.display());
+        }
+    }
+}
+
+/// Producer state = the newest `<offset>.snapshot` at or below the log end (written on clean
+/// close), then the batch headers of the log after it replayed: the log is the truth. Without
+/// a usable snapshot the whole log is replayed.
+async fn rebuild_producer_state(dir: &Path, log: &PartitionLog) -> ProducerStateManager {
+    let end = log.log_end_offset();
+    let (mut producers, mut offset) = match newest_snapshot(dir, end) {
+        Some((snapshot_offset, producers)) => (producers, snapshot_offset.max(log.log_start_offset())),
+        None => (ProducerStateManager::new(), log.log_start_offset()),
+    };
+    // Bounded by the log's length: each step moves `offset` past at least one batch.
+    while offset < end {
+        let Ok(read) = log.read(offset, 8 << 20, end, true).await else { break };
+        let mut advanced = false;
+        for region in &read.regions {
+            let Ok(bytes) = region.read_bytes().await else { return producers };
+            for (_, batch) in BatchIter::new(&bytes, usize::MAX).flatten() {
+                if batch.producer_id() >= 0 && batch.last_offset() >= offset {
+                    producers.replay(&batch);
+                }
+                if batch.next_offset() > offset {
+                    offset = batch.next_offset();
+                    advanced = true;
+                }
+            }
+        }
+        if !advanced {
+            break;
+        }
+    }
+    producers
+}
+
+fn newest_snapshot(dir: &Path, log_end_offset: i64) -> Option<(i64, ProducerStateManager)> {
+    let mut offsets: Vec<i64> = std::fs::read_dir(dir)
+        .ok()?
+        .flatten()
+        .filter_map(|e| e.file_name().to_str()?.strip_suffix(".snapshot")?.parse().ok())
+        .filter(|&o| o <= log_end_offset)
+        .collect();
+    offsets.sort_unstable();
+    let offset = *offsets.last()?;
+    let path = dir.join(snapshot_file_name(offset));
+    let bytes = std::fs::read(&path).ok()?;
+    match ProducerStateManager::decode_snapshot(&bytes) {
+        Ok(producers) => Some((offset, producers)),
+        Err(e) => {
+            tracing::warn!("ignoring {}: {e}", path.display());
+            None
+        }
+    }
+}
+
+/// Writes `<offset>.snapshot` (temp file, fsync, rename) and removes older snapshots.
+fn write_snapshot(dir: &Path, offset: i64, producers: &ProducerStateManager) -> std::io::Result<()> {
+    use std::io::Write;
+    let path = dir.join(snapshot_file_name(offset));
+    let tmp = path.with_extension("snapshot.tmp");
+    let mut file = std::fs::File::create(&tmp)?;
+    file.write_all(&producers.encode_snapshot())?;
+    file.sync_all()?;
+    std::fs::rename(&tmp, &path)?;
+    for entry in std::fs::read_dir(dir)?.flatten() {
+        let name = entry.file_name();
+        let Some(name) = name.to_str() else { continue };
+        if name.ends_with(".snapshot") && name != snapshot_file_name(offset) {
+            let _ = std::fs::remove_file(entry.path());
+        }
+    }
+    Ok(())
+}

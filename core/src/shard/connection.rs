@@ -1,0 +1,78 @@
+//! One client connection: read a frame, handle it, write the response, in order.
+//!
+//! Kafka handles one request per connection at a time (its socket server mutes a channel until
+//! the response is sent), and clients rely on responses arriving in request order, so this
+//! loop is sequential; concurrency comes from many connections. A connection idle for longer
+//! than `connections.max.idle.ms` is closed; a frame over `socket.request.max.bytes` closes it
+//! before anything is allocated; a client that stops reading stalls only its own task.
+
+use std::time::Duration;
+
+use futures_lite::AsyncWriteExt;
+use glommio::net::TcpStream;
+use shardlog_net::{api_versions_fallback_frame, parse_request, read_frame, send_parts, Disposition};
+
+use super::Shard;
+use crate::handlers::{self, Response};
+
+pub async fn serve(shard: &Shard, mut stream: TcpStream) {
+    let peer = stream.peer_addr().map(|a| a.to_string()).unwrap_or_default();
+    let idle_ms = shard.config.connections_max_idle_ms;
+    let max_frame_bytes = shard.config.socket_request_max_bytes;
+    loop {
+        let frame = if idle_ms > 0 {
+            match glommio::timer::timeout(Duration::from_millis(idle_ms as u64), async {
+                Ok(read_frame(&mut stream, max_frame_bytes).await)
+            })
+            .await
+            {
+                Ok(frame) => frame,
+                Err(_) => {
+                    tracing::debug!("closing idle connection from {peer}");
+                    return;
+                }
+            }
+        } else {
+            read_frame(&mut stream, max_frame_bytes).await
+        };
+        let frame = match frame {
+            Ok(Some(frame)) => frame,
+            Ok(None) => return,
+            Err(e) => {
+                tracing::info!("closing connection from {peer}: {e}");
+                return;
+            }
+        };
+        let request = match parse_request(frame) {
+            Ok(request) => request,
+            Err(e) => match e.disposition() {
+                Disposition::ApiVersionsFallback { correlation_id } => {
+                    let Ok(bytes) = api_versions_fallback_frame(correlation_id) else { return };
+                    if stream.write_all(&bytes).await.is_err() {
+                        return;
+                    }
+                    continue;
+                }
+                Disposition::Close => {
+                    tracing::info!("closing connection from {peer}: {e}");
+                    return;
+                }
+            },
+        };
+        shard.request_started();
+        let response = handlers::handle(shard, request).await;
+        let sent = match response {
+            Response::None => Ok(()),
+            Response::Frame(bytes) => stream.write_all(&bytes).await.map_err(|e| e.to_string()),
+            Response::Fetch(fetch) => {
+                send_parts(&mut stream, &fetch.parts).await.map(|_| ()).map_err(|e| e.to_string())
+            }
+            Response::Close(reason) => Err(reason),
+        };
+        shard.request_finished();
+        if let Err(reason) = sent {
+            tracing::debug!("closing connection from {peer}: {reason}");
+            return;
+        }
+    }
+}

@@ -1,0 +1,319 @@
+//! A shard: one glommio executor pinned to one core, its listener, and the partitions it leads.
+//!
+//! Invariants (DESIGN.md §1):
+//! - Everything a shard owns is reached through `Rc<Shard>` on its own thread; the only
+//!   cross-core traffic is the control plane (metadata records in, control requests out).
+//! - A partition is served only by the shard whose node id the metadata names as its leader;
+//!   any other shard answers `NOT_LEADER_OR_FOLLOWER`.
+//! - The shard's copy of the metadata image only moves forward, by applying the controller's
+//!   committed records in order; partition logs are opened and deleted as a consequence.
+
+mod connection;
+
+use std::cell::{Cell, RefCell};
+use std::collections::HashMap;
+use std::rc::Rc;
+use std::sync::mpsc;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use anyhow::Context;
+use glommio::net::TcpListener;
+use shardlog_storage::log_config::LogConfig;
+
+use crate::broker::{shutdown_requested, ShardSpec};
+use crate::config::BrokerConfig;
+use crate::control_plane::{ControlHandle, ControllerEndpoint, ShardEndpoint};
+use crate::controller::{Controller, ControllerConfig};
+use crate::metadata::MetadataImage;
+use crate::partition::Partition;
+use crate::topic_config::log_config_for;
+
+/// Connections one shard serves at once; more are closed right after accept, so a flood of
+/// clients costs a bounded amount of memory.
+pub const CONNECTIONS_PER_SHARD_MAX: usize = 10_000;
+/// How long a clean shutdown waits for in-flight requests before closing the logs anyway.
+const SHUTDOWN_DRAIN_MS: u64 = 5_000;
+
+/// `(topic name, partition index)`.
+pub type TopicPartition = (String, i32);
+
+pub struct Shard {
+    pub spec: ShardSpec,
+    pub config: BrokerConfig,
+    pub partitions: RefCell<HashMap<TopicPartition, Rc<Partition>>>,
+    pub control: ControlHandle,
+    connections_open: Cell<usize>,
+    requests_in_flight: Cell<usize>,
+    /// Recovery points from the last clean shutdown, used once when a partition is opened.
+    recovery_points: RefCell<HashMap<TopicPartition, i64>>,
+}
+
+pub fn now_ms() -> i64 {
+    SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_millis() as i64).unwrap_or(0)
+}
+
+/// A shard's ends of the control plane; shard 0 also gets the controller's.
+pub struct ShardWiring {
+    pub endpoint: ShardEndpoint,
+    pub controller: Option<ControllerEndpoint>,
+}
+
+/// The checkpoint entries a shard hands back when it stops: `(topic, partition, recovery
+/// point, log start offset)`.
+pub type CheckpointEntries = Vec<(String, i32, i64, i64)>;
+
+/// Runs one shard to completion. Reports start-up success or failure on `ready` first.
+pub async fn run(
+    spec: ShardSpec,
+    config: BrokerConfig,
+    wiring: ShardWiring,
+    recovery_points: HashMap<TopicPartition, i64>,
+    ready: mpsc::Sender<(usize, anyhow::Result<()>)>,
+) -> anyhow::Result<CheckpointEntries> {
+    let index = spec.index;
+    let started = start(spec, config, wiring, recovery_points).await;
+    let (shard, listener) = match started {
+        Ok(ok) => {
+            let _ = ready.send((index, Ok(())));
+            ok
+        }
+        Err(e) => {
+            let message = format!("{e:#}");
+            let _ = ready.send((index, Err(e)));
+            anyhow::bail!(message);
+        }
+    };
+    let applier = glommio::spawn_local(apply_metadata_forever(shard.clone())).detach();
+    let maintenance = glommio::spawn_local(maintain_forever(shard.clone())).detach();
+    let accepter = glommio::spawn_local(accept_forever(shard.clone(), listener)).detach();
+    shutdown_requested().await;
+    accepter.cancel();
+    // Let in-flight requests finish (bounded), then close every log cleanly.
+    let deadline = std::time::Instant::now() + Duration::from_millis(SHUTDOWN_DRAIN_MS);
+    while shard.requests_in_flight.get() > 0 && std::time::Instant::now() < deadline {
+        glommio::timer::sleep(Duration::from_millis(10)).await;
+    }
+    maintenance.cancel();
+    applier.cancel();
+    let partitions: Vec<Rc<Partition>> = shard.partitions.borrow_mut().drain().map(|(_, p)| p).collect();
+    let mut entries = Vec::with_capacity(partitions.len());
+    for partition in partitions {
+        match partition.close().await {
+            Ok((recovery_point, log_start)) => {
+                entries.push((partition.topic.clone(), partition.index, recovery_point, log_start))
+            }
+            Err(e) => tracing::error!("closing {}-{}: {e}", partition.topic, partition.index),
+        }
+    }
+    // The metadata log fsyncs every commit, so the controller needs no goodbye; the handle is
+    // dropped with the shard.
+    Ok(entries)
+}
+
+async fn start(
+    spec: ShardSpec,
+    config: BrokerConfig,
+    wiring: ShardWiring,
+    recovery_points: HashMap<TopicPartition, i64>,
+) -> anyhow::Result<(Rc<Shard>, TcpListener)> {
+    let host =
+        if config.listener.host.is_empty() { "0.0.0.0".to_string() } else { config.listener.host.clone() };
+    let listener = TcpListener::bind((host.as_str(), spec.port)).map_err(|e| {
+        anyhow::anyhow!("cannot listen on {host}:{}: {e} (is the port already in use?)", spec.port)
+    })?;
+    if let Some(controller_end) = wiring.controller {
+        let controller_config = ControllerConfig {
+            default_num_partitions: config.num_partitions,
+            default_replication_factor: config.default_replication_factor,
+            delete_topic_enable: config.delete_topic_enable,
+            ..ControllerConfig::single_broker(config.node_id, spec.num_shards)
+        };
+        let (controller, replay) = Controller::open(controller_config, &config.log_dir)
+            .await
+            .context("cannot open the metadata log")?;
+        glommio::spawn_local(controller_end.run(controller, replay)).detach();
+    }
+    let control = wiring.endpoint.connect().await.context("cannot reach the controller")?;
+    let shard = Rc::new(Shard {
+        spec,
+        config,
+        partitions: RefCell::new(HashMap::new()),
+        control,
+        connections_open: Cell::new(0),
+        requests_in_flight: Cell::new(0),
+        recovery_points: RefCell::new(recovery_points),
+    });
+    shard.sync_partitions().await;
+    tracing::info!(
+        "shard {} is node {} on {host}:{} with {} partitions",
+        shard.spec.index,
+        shard.spec.node_id,
+        shard.spec.port,
+        shard.partitions.borrow().len()
+    );
+    Ok((shard, listener))
+}
+
+impl Shard {
+    /// The partition if this shard leads it; `None` for unknown and not-led alike (the caller
+    /// tells the two apart with the image).
+    pub fn partition(&self, topic: &str, index: i32) -> Option<Rc<Partition>> {
+        self.partitions.borrow().get(&(topic.to_string(), index)).cloned()
+    }
+
+    /// Reads this shard's copy of the metadata image (never across an `.await`).
+    pub fn with_image<R>(&self, read: impl FnOnce(&MetadataImage) -> R) -> R {
+        self.control.with_image(read)
+    }
+
+    /// Whether the image knows `topic`/`index` at all: tells `NOT_LEADER_OR_FOLLOWER` (it
+    /// exists, another node leads it) from `UNKNOWN_TOPIC_OR_PARTITION`.
+    pub fn not_here_error(&self, topic: &str, index: i32) -> shardlog_net::KafkaError {
+        let exists = self.with_image(|image| {
+            image.topic(topic).is_some_and(|t| t.partitions.iter().any(|p| p.partition == index))
+        });
+        if exists {
+            shardlog_net::KafkaError::NotLeaderOrFollower
+        } else {
+            shardlog_net::KafkaError::UnknownTopicOrPartition
+        }
+    }
+
+    /// Opens the partitions the image says this node leads and drops the ones it no longer
+    /// does (deleted topics lose their directories).
+    async fn sync_partitions(&self) {
+        let wanted: Vec<(String, [u8; 16], i32, i32, LogConfig)> = self.with_image(|image| {
+            image
+                .partitions_led_by(self.spec.node_id)
+                .map(|(topic, p)| {
+                    (
+                        topic.name.clone(),
+                        topic.topic_id,
+                        p.partition,
+                        p.leader_epoch,
+                        log_config_for(&self.config, &topic.configs),
+                    )
+                })
+                .collect()
+        });
+        let mut keep = std::collections::HashSet::new();
+        for (topic, topic_id, index, leader_epoch, log_config) in wanted {
+            let key = (topic.clone(), index);
+            keep.insert(key.clone());
+            let existing = self.partitions.borrow().get(&key).cloned();
+            match existing {
+                Some(p) if p.topic_id == topic_id => {
+                    p.leader_epoch.set(leader_epoch);
+                    p.set_config(log_config).await;
+                }
+                Some(p) => {
+                    // Same name, new topic id: the old topic was deleted and recreated.
+                    self.partitions.borrow_mut().remove(&key);
+                    p.delete().await;
+                    self.open_partition(key, topic_id, leader_epoch, log_config).await;
+                }
+                None => self.open_partition(key, topic_id, leader_epoch, log_config).await,
+            }
+        }
+        let gone: Vec<TopicPartition> =
+            self.partitions.borrow().keys().filter(|k| !keep.contains(*k)).cloned().collect();
+        for key in gone {
+            if let Some(p) = self.partitions.borrow_mut().remove(&key) {
+                tracing::info!("deleting partition {}-{}", key.0, key.1);
+                p.delete().await;
+            }
+        }
+    }
+
+    async fn open_partition(
+        &self,
+        key: TopicPartition,
+        topic_id: [u8; 16],
+        leader_epoch: i32,
+        config: LogConfig,
+    ) {
+        let recovery_point = self.recovery_points.borrow_mut().remove(&key);
+        match Partition::open(
+            &self.config.log_dir,
+            &key.0,
+            topic_id,
+            key.1,
+            leader_epoch,
+            config,
+            recovery_point,
+        )
+        .await
+        {
+            Ok(p) => {
+                self.partitions.borrow_mut().insert(key, p);
+            }
+            Err(e) => tracing::error!("cannot open partition {}-{}: {e}", key.0, key.1),
+        }
+    }
+
+    pub fn request_started(&self) {
+        self.requests_in_flight.set(self.requests_in_flight.get() + 1);
+    }
+
+    pub fn request_finished(&self) {
+        self.requests_in_flight.set(self.requests_in_flight.get().saturating_sub(1));
+    }
+}
+
+/// Opens and deletes partition logs as the metadata image moves.
+async fn apply_metadata_forever(shard: Rc<Shard>) {
+    let mut seen = shard.control.applied_offset();
+    while let Ok(applied) = shard.control.wait_applied(seen + 1).await {
+        seen = applied;
+        shard.sync_partitions().await;
+    }
+}
+
+/// Flush policy, retention and delayed deletes for every partition of the shard.
+async fn maintain_forever(shard: Rc<Shard>) {
+    let tick_ms = shard.config.log_flush_scheduler_interval_ms.clamp(100, 1_000) as u64;
+    let retention_every_ms = shard.config.log_retention_check_interval_ms.max(1);
+    let mut last_retention_ms = now_ms();
+    loop {
+        glommio::timer::sleep(Duration::from_millis(tick_ms)).await;
+        let now = now_ms();
+        let retention_due = now - last_retention_ms >= retention_every_ms;
+        if retention_due {
+            last_retention_ms = now;
+        }
+        let partitions: Vec<Rc<Partition>> = shard.partitions.borrow().values().cloned().collect();
+        for partition in partitions {
+            if let Err(e) = partition.maintain(now, retention_due).await {
+                tracing::warn!("maintenance of {}-{}: {e}", partition.topic, partition.index);
+            }
+        }
+    }
+}
+
+async fn accept_forever(shard: Rc<Shard>, listener: TcpListener) {
+    loop {
+        let stream = match listener.accept().await {
+            Ok(stream) => stream,
+            Err(e) => {
+                tracing::warn!("accept on port {}: {e}", shard.spec.port);
+                glommio::timer::sleep(Duration::from_millis(10)).await;
+                continue;
+            }
+        };
+        if shard.connections_open.get() >= CONNECTIONS_PER_SHARD_MAX {
+            tracing::warn!(
+                "shard {}: {CONNECTIONS_PER_SHARD_MAX} connections open, refusing one",
+                shard.spec.index
+            );
+            continue;
+        }
+        let _ = stream.set_nodelay(true);
+        shard.connections_open.set(shard.connections_open.get() + 1);
+        let shard_for_task = shard.clone();
+        glommio::spawn_local(async move {
+            connection::serve(&shard_for_task, stream).await;
+            shard_for_task.connections_open.set(shard_for_task.connections_open.get() - 1);
+        })
+        .detach();
+    }
+}

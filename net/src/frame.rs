@@ -1,0 +1,173 @@
+//! Kafka's framing: every request is a big-endian `i32` size followed by that many bytes.
+//!
+//! [`read_frame`] checks the size against `socket.request.max.bytes` before it allocates
+//! anything, so a client cannot make the broker reserve memory by announcing a large frame.
+//! Even an allowed size is not allocated up front: the buffer grows as bytes actually arrive
+//! (first [`EAGER_ALLOC_BYTES`], then by [`READ_CHUNK_BYTES`] steps, each step zeroed once), so
+//! a client that announces 100 MiB and sends 10 bytes costs the broker about 1 MiB.
+//!
+//! `read_frame` is not cancel-safe: if the caller drops it (an idle or request timeout), part
+//! of a frame may have been consumed, and the connection must be closed.
+
+use bytes::{Bytes, BytesMut};
+use futures_lite::{AsyncRead, AsyncReadExt};
+
+/// Bytes of the size prefix.
+pub const SIZE_PREFIX_BYTES: usize = 4;
+/// A frame up to this size is allocated whole when its size arrives: typical produce requests
+/// then need one allocation and no regrowth.
+pub const EAGER_ALLOC_BYTES: usize = 1 << 20;
+/// Growth step beyond [`EAGER_ALLOC_BYTES`].
+pub const READ_CHUNK_BYTES: usize = 1 << 20;
+
+/// Why no frame could be read. Every variant means: close the connection.
+#[derive(Debug, thiserror::Error)]
+pub enum FrameError {
+    #[error("negative frame size {size_bytes}")]
+    NegativeSize { size_bytes: i32 },
+    #[error("frame size {size_bytes} exceeds socket.request.max.bytes = {max_frame_bytes}")]
+    TooLarge { size_bytes: usize, max_frame_bytes: usize },
+    #[error("connection closed mid-frame: {received_bytes} of {expected_bytes} bytes received")]
+    Truncated { received_bytes: usize, expected_bytes: usize },
+    #[error("reading a frame: {0}")]
+    Io(#[from] std::io::Error),
+}
+
+/// Reads one frame's payload (without its size prefix).
+///
+/// `Ok(None)`: the peer closed the connection cleanly between frames.
+pub async fn read_frame<R>(stream: &mut R, max_frame_bytes: usize) -> Result<Option<Bytes>, FrameError>
+where
+    R: AsyncRead + Unpin,
+{
+    let mut prefix = [0u8; SIZE_PREFIX_BYTES];
+    let mut filled = 0;
+    while filled < SIZE_PREFIX_BYTES {
+        let n = stream.read(&mut prefix[filled..]).await?;
+        if n == 0 {
+            if filled == 0 {
+                return Ok(None);
+            }
+            return Err(FrameError::Truncated { received_bytes: filled, expected_bytes: SIZE_PREFIX_BYTES });
+        }
+        filled += n;
+    }
+
+    let size = i32::from_be_bytes(prefix);
+    let size = usize::try_from(size).map_err(|_| FrameError::NegativeSize { size_bytes: size })?;
+    if size > max_frame_bytes {
+        return Err(FrameError::TooLarge { size_bytes: size, max_frame_bytes });
+    }
+
+    let mut buf = BytesMut::with_capacity(size.min(EAGER_ALLOC_BYTES));
+    // `buf.len()` is the zeroed (readable-into) part; `received` counts bytes really read, so
+    // no byte is zeroed twice however little each read returns.
+    let mut received = 0;
+    while received < size {
+        if received == buf.len() {
+            let target = size.min(buf.capacity().max(received + READ_CHUNK_BYTES));
+            buf.resize(target, 0);
+        }
+        let n = stream.read(&mut buf[received..]).await?;
+        if n == 0 {
+            return Err(FrameError::Truncated { received_bytes: received, expected_bytes: size });
+        }
+        received += n;
+    }
+    Ok(Some(buf.freeze()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use futures_lite::future::block_on;
+    use futures_lite::io::Cursor;
+    use std::pin::Pin;
+    use std::task::{Context, Poll};
+
+    /// A reader that hands out at most `step` bytes per read, to exercise partial reads.
+    struct Trickle {
+        data: Vec<u8>,
+        pos: usize,
+        step: usize,
+    }
+
+    impl AsyncRead for Trickle {
+        fn poll_read(
+            mut self: Pin<&mut Self>,
+            _: &mut Context<'_>,
+            out: &mut [u8],
+        ) -> Poll<std::io::Result<usize>> {
+            let n = self.step.min(out.len()).min(self.data.len() - self.pos);
+            out[..n].copy_from_slice(&self.data[self.pos..self.pos + n]);
+            self.pos += n;
+            Poll::Ready(Ok(n))
+        }
+    }
+
+    fn framed(payloads: &[&[u8]]) -> Vec<u8> {
+        let mut out = Vec::new();
+        for p in payloads {
+            out.extend_from_slice(&(p.len() as i32).to_be_bytes());
+            out.extend_from_slice(p);
+        }
+        out
+    }
+
+    #[test]
+    fn reads_frames_then_clean_eof() {
+        let big = vec![7u8; 3 * READ_CHUNK_BYTES + 5];
+        let data = framed(&[b"abc", b"", &big]);
+        for step in [1, 3, 4096, usize::MAX] {
+            let mut r = Trickle { data: data.clone(), pos: 0, step };
+            block_on(async {
+                assert_eq!(read_frame(&mut r, 1 << 26).await.unwrap().unwrap(), &b"abc"[..]);
+                assert_eq!(read_frame(&mut r, 1 << 26).await.unwrap().unwrap(), &b""[..]);
+                if step >= 4096 {
+                    assert_eq!(read_frame(&mut r, 1 << 26).await.unwrap().unwrap(), &big[..]);
+                    assert!(read_frame(&mut r, 1 << 26).await.unwrap().is_none());
+                }
+            });
+        }
+    }
+
+    #[test]
+    fn oversize_and_negative_sizes_fail_before_allocating() {
+        let mut r = Cursor::new(framed(&[&[0u8; 11]]));
+        let err = block_on(read_frame(&mut r, 10)).unwrap_err();
+        assert!(matches!(err, FrameError::TooLarge { size_bytes: 11, max_frame_bytes: 10 }));
+
+        let mut r = Cursor::new((-5i32).to_be_bytes().to_vec());
+        assert!(matches!(block_on(read_frame(&mut r, 10)), Err(FrameError::NegativeSize { size_bytes: -5 })));
+
+        // An absurd size with no body: rejected from the 4 prefix bytes alone.
+        let mut r = Cursor::new(i32::MAX.to_be_bytes().to_vec());
+        assert!(matches!(block_on(read_frame(&mut r, 100 << 20)), Err(FrameError::TooLarge { .. })));
+    }
+
+    #[test]
+    fn eof_inside_a_frame_is_an_error() {
+        let mut r = Cursor::new(vec![0, 0]);
+        assert!(matches!(
+            block_on(read_frame(&mut r, 10)),
+            Err(FrameError::Truncated { received_bytes: 2, expected_bytes: 4 })
+        ));
+        let mut data = framed(&[b"hello"]);
+        data.truncate(7);
+        let mut r = Cursor::new(data);
+        assert!(matches!(
+            block_on(read_frame(&mut r, 10)),
+            Err(FrameError::Truncated { received_bytes: 3, expected_bytes: 5 })
+        ));
+    }
+
+    #[test]
+    fn large_announced_frame_with_few_bytes_is_truncated() {
+        // 100 MiB announced, 10 bytes sent, then EOF (the buffer held at most 1 MiB).
+        let mut data = (100i32 << 20).to_be_bytes().to_vec();
+        data.extend_from_slice(&[1; 10]);
+        let mut r = Cursor::new(data);
+        let err = block_on(read_frame(&mut r, 100 << 20)).unwrap_err();
+        assert!(matches!(err, FrameError::Truncated { received_bytes: 10, .. }));
+    }
+}

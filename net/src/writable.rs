@@ -1,0 +1,257 @@
+//! Waiting until a socket is writable, on io_uring, without busy polling.
+//!
+//! Why this module: `sendfile(2)` on a full nonblocking socket returns `EAGAIN`, and we must
+//! sleep until the socket drains. glommio 0.9 does exactly that inside its own write path (an
+//! io_uring `POLL_ADD` for `POLLOUT`), but keeps the reactor call (`poll_write_ready`)
+//! crate-private. The alternatives were worse: pushing a byte of the region through
+//! `AsyncWrite::poll_write` to borrow that wait copies record bytes through user space; a
+//! timer-driven retry is busy polling.
+//!
+//! So each shard has a small second ring (the `io-uring` crate) that only carries `POLL_ADD`
+//! and `POLL_REMOVE`. Its completions signal an eventfd registered with the ring, and one
+//! driver task per shard waits on that eventfd through glommio's own ring (an ordinary
+//! buffered read, which io_uring parks on the eventfd's poll queue), then reaps completions and
+//! wakes the waiting tasks. All of it is `Rc`/`RefCell` state in a thread-local: one per shard,
+//! nothing shared across cores.
+//!
+//! A waiter that is dropped before its poll fires (the caller's timeout) cancels it with
+//! `POLL_REMOVE` — otherwise the ring would keep a reference to the socket and the file
+//! descriptor would never really close.
+
+use std::cell::RefCell;
+use std::collections::HashMap;
+use std::future::Future;
+use std::io;
+use std::os::fd::{FromRawFd, RawFd};
+use std::pin::Pin;
+use std::rc::Rc;
+use std::task::{Context, Poll, Waker};
+
+use io_uring::{opcode, types, IoUring};
+
+/// Submission queue depth of the per-shard poll ring. More outstanding waits than this are
+/// fine: a full queue is flushed with a submit first, and completions never drop
+/// (`IORING_FEAT_NODROP`).
+const RING_ENTRIES: u32 = 256;
+/// `user_data` bit that marks the completion of a `POLL_REMOVE` (which we ignore).
+const REMOVE_BIT: u64 = 1 << 63;
+
+enum Slot {
+    Waiting(Option<Waker>),
+    /// The poll completed with this result (revents, or -errno).
+    Done(i32),
+    /// The waiter went away; drop the slot when the poll's completion arrives.
+    Abandoned,
+}
+
+struct Poller {
+    executor_id: usize,
+    ring: RefCell<IoUring>,
+    slots: RefCell<HashMap<u64, Slot>>,
+    next_id: RefCell<u64>,
+    /// Set if the driver task failed; later waits then fail instead of hanging.
+    broken: RefCell<Option<io::ErrorKind>>,
+}
+
+thread_local! {
+    static POLLER: RefCell<Option<Rc<Poller>>> = const { RefCell::new(None) };
+}
+
+/// Resolves once `fd` is writable (or in error/hang-up state, which the next write reports).
+/// Must be awaited on a glommio executor.
+pub(crate) fn wait_writable(fd: RawFd) -> io::Result<Writable> {
+    let poller = shard_poller()?;
+    let id = {
+        let mut next = poller.next_id.borrow_mut();
+        *next = (*next + 1) & !REMOVE_BIT;
+        *next
+    };
+    let entry = opcode::PollAdd::new(types::Fd(fd), libc::POLLOUT as u32).build().user_data(id);
+    poller.slots.borrow_mut().insert(id, Slot::Waiting(None));
+    if let Err(e) = poller.submit(&entry) {
+        poller.slots.borrow_mut().remove(&id);
+        return Err(e);
+    }
+    Ok(Writable { poller, id, finished: false })
+}
+
+/// The future returned by [`wait_writable`].
+pub(crate) struct Writable {
+    poller: Rc<Poller>,
+    id: u64,
+    finished: bool,
+}
+
+impl Future for Writable {
+    type Output = io::Result<()>;
+
+    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        // Completions are in shared memory: looking costs no syscall, and saves a trip
+        // through the driver when the socket was already writable.
+        self.poller.reap();
+        let broken = *self.poller.broken.borrow();
+        if let Some(kind) = broken {
+            self.finished = true;
+            return Poll::Ready(Err(io::Error::new(kind, "shard poll ring failed")));
+        }
+        let poller = Rc::clone(&self.poller);
+        let mut slots = poller.slots.borrow_mut();
+        match slots.get_mut(&self.id) {
+            Some(Slot::Done(result)) => {
+                let result = *result;
+                slots.remove(&self.id);
+                drop(slots);
+                self.finished = true;
+                if result < 0 {
+                    Poll::Ready(Err(io::Error::from_raw_os_error(-result)))
+                } else {
+                    Poll::Ready(Ok(()))
+                }
+            }
+            Some(Slot::Waiting(waker)) => {
+                *waker = Some(cx.waker().clone());
+                Poll::Pending
+            }
+            Some(Slot::Abandoned) | None => {
+                drop(slots);
+                self.finished = true;
+                Poll::Ready(Err(io::Error::other("poll slot lost")))
+            }
+        }
+    }
+}
+
+impl Drop for Writable {
+    fn drop(&mut self) {
+        if self.finished {
+            return;
+        }
+        let mut slots = self.poller.slots.borrow_mut();
+        match slots.get(&self.id) {
+            Some(Slot::Waiting(_)) => {
+                slots.insert(self.id, Slot::Abandoned);
+                drop(slots);
+                let remove = opcode::PollRemove::new(self.id).build().user_data(self.id | REMOVE_BIT);
+                // If even the cancel cannot be submitted the ring is unusable; the poll then
+                // completes when the socket closes or becomes writable, and is reaped.
+                let _ = self.poller.submit(&remove);
+            }
+            _ => {
+                slots.remove(&self.id);
+            }
+        }
+    }
+}
+
+impl Poller {
+    fn submit(&self, entry: &io_uring::squeue::Entry) -> io::Result<()> {
+        let mut ring = self.ring.borrow_mut();
+        // SAFETY: POLL_ADD and POLL_REMOVE reference no user memory; the fd is only a number
+        // to the kernel (the ring holds its own file reference until the poll completes).
+        if unsafe { ring.submission().push(entry) }.is_err() {
+            ring.submit()?;
+            unsafe { ring.submission().push(entry) }
+                .map_err(|_| io::Error::other("poll ring submission queue full"))?;
+        }
+        ring.submit()?;
+        Ok(())
+    }
+
+    /// Moves every completion into its slot and wakes the waiters.
+    fn reap(&self) {
+        let mut woken = Vec::new();
+        {
+            let mut ring = self.ring.borrow_mut();
+            let mut slots = self.slots.borrow_mut();
+            for cqe in ring.completion() {
+                let id = cqe.user_data();
+                if id & REMOVE_BIT != 0 {
+                    continue;
+                }
+                match slots.get_mut(&id) {
+                    Some(Slot::Waiting(waker)) => {
+                        if let Some(w) = waker.take() {
+                            woken.push(w);
+                        }
+                        slots.insert(id, Slot::Done(cqe.result()));
+                    }
+                    Some(Slot::Abandoned) => {
+                        slots.remove(&id);
+                    }
+                    Some(Slot::Done(_)) | None => {}
+                }
+            }
+        }
+        // Wake outside the borrows: a waker may poll synchronously in some executors.
+        for w in woken {
+            w.wake();
+        }
+    }
+
+    fn fail_all(&self, kind: io::ErrorKind) {
+        *self.broken.borrow_mut() = Some(kind);
+        let wakers: Vec<Waker> = self
+            .slots
+            .borrow_mut()
+            .values_mut()
+            .filter_map(|s| if let Slot::Waiting(w) = s { w.take() } else { None })
+            .collect();
+        for w in wakers {
+            w.wake();
+        }
+    }
+}
+
+/// Polls still registered on this shard's ring (waiting or abandoned-but-uncompleted), after
+/// reaping what has completed.
+#[cfg(test)]
+pub(crate) fn pending_polls() -> usize {
+    POLLER.with(|p| {
+        p.borrow().as_ref().map_or(0, |p| {
+            p.reap();
+            p.slots.borrow().len()
+        })
+    })
+}
+
+/// This shard's poller, created (with its driver task) on first use by each executor.
+fn shard_poller() -> io::Result<Rc<Poller>> {
+    let executor_id = glommio::executor().id();
+    if let Some(p) = POLLER.with(|p| p.borrow().clone()) {
+        if p.executor_id == executor_id {
+            return Ok(p);
+        }
+    }
+    let ring = IoUring::new(RING_ENTRIES)?;
+    // SAFETY: plain syscall; the result is checked.
+    let event_fd = unsafe { libc::eventfd(0, libc::EFD_CLOEXEC) };
+    if event_fd < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    // SAFETY: `event_fd` is a fresh descriptor we own; glommio closes it when the file drops.
+    let event_file = unsafe { glommio::io::BufferedFile::from_raw_fd(event_fd) };
+    ring.submitter().register_eventfd(event_fd)?;
+    let poller = Rc::new(Poller {
+        executor_id,
+        ring: RefCell::new(ring),
+        slots: RefCell::new(HashMap::new()),
+        next_id: RefCell::new(0),
+        broken: RefCell::new(None),
+    });
+    glommio::spawn_local(drive(Rc::clone(&poller), event_file)).detach();
+    POLLER.with(|p| *p.borrow_mut() = Some(Rc::clone(&poller)));
+    Ok(poller)
+}
+
+/// The driver: sleep on the eventfd (in glommio's ring), reap, repeat.
+async fn drive(poller: Rc<Poller>, event_file: glommio::io::BufferedFile) {
+    loop {
+        // Reading an eventfd returns its 8-byte counter and resets it.
+        if let Err(e) = event_file.read_at(0, 8).await {
+            let kind = io::Error::from(e).kind();
+            poller.fail_all(kind);
+            return;
+        }
+        poller.reap();
+    }
+}

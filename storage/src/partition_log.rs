@@ -1,0 +1,822 @@
+//! `PartitionLog`: one partition's log — a directory `<log dir>/<topic>-<partition>/` of
+//! [`LogSegment`]s in Kafka's layout, with offsets assignment, reads as file regions for
+//! `sendfile`, truncation, retention, an explicit flush policy and recovery on open.
+//!
+//! It runs inside one glommio executor and is owned by one shard (invariant 1): `&mut self`
+//! serialises every mutation, nothing is shared across threads.
+//!
+//! Invariants: segments are sorted by base offset and never empty as a list; the last one is
+//! active. `log_start_offset <= recovery_point <= log_end_offset` and
+//! `log_start_offset <= high_watermark <= log_end_offset`. Bytes up to the recovery point
+//! were fdatasynced; recovery on open re-validates everything after it.
+
+use std::os::unix::io::{AsRawFd, RawFd};
+use std::path::{Path, PathBuf};
+use std::rc::Rc;
+
+use glommio::io::{BufferedFile, Directory};
+
+use crate::log_config::LogConfig;
+use crate::log_error::{LogError, Result};
+use crate::log_segment::{
+    remove_if_exists, LogSegment, PlacedBatch, WriteDone, INDEX_FILE_SUFFIX, LOG_FILE_SUFFIX,
+    TIME_INDEX_FILE_SUFFIX,
+};
+use crate::record_batch::{batch_size_at, rewrite, BatchError, BatchHeader, BatchIter, TimestampType};
+use crate::time_index::NO_TIMESTAMP;
+
+/// Suffix of segment files waiting for `file.delete.delay.ms` before removal.
+pub const DELETED_FILE_SUFFIX: &str = ".deleted";
+/// Suffix of a log cleaner's unfinished output: discarded on open.
+pub const CLEANED_FILE_SUFFIX: &str = ".cleaned";
+/// Suffix of a log cleaner's finished output not yet swapped in: completed on open.
+pub const SWAP_FILE_SUFFIX: &str = ".swap";
+
+/// The result of an append, what a produce response reports.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AppendInfo {
+    pub base_offset: i64,
+    pub last_offset: i64,
+    pub batch_count: usize,
+    pub size_bytes: usize,
+    /// The largest batch max timestamp appended, and the last offset of its batch.
+    pub max_timestamp: i64,
+    pub offset_of_max_timestamp: i64,
+    /// The broker's clock when the topic uses `LogAppendTime` (Kafka's `log_append_time_ms`).
+    pub log_append_time_ms: Option<i64>,
+    pub log_start_offset: i64,
+}
+
+/// A byte range of a segment's `.log` on batch boundaries. It holds the file open, so it stays
+/// valid for `sendfile` after the segment is rolled, truncated or deleted (a truncation
+/// shortens what is there to send; the sender must handle a short `sendfile`).
+#[derive(Debug, Clone)]
+pub struct FileRegion {
+    file: Rc<BufferedFile>,
+    pub position: u64,
+    pub length_bytes: u64,
+    /// Base offset of the region's first batch (may precede the offset asked for).
+    pub base_offset: i64,
+}
+
+impl FileRegion {
+    pub fn raw_fd(&self) -> RawFd {
+        self.file.as_raw_fd()
+    }
+
+    /// Copies the region into memory: for consumers that cannot `sendfile` (TLS, tools,
+    /// tests).
+    pub async fn read_bytes(&self) -> Result<Vec<u8>> {
+        let bytes = self.file.read_at(self.position, self.length_bytes as usize).await?;
+        Ok(bytes.to_vec())
+    }
+}
+
+/// What a read returns: regions in offset order (one per segment touched) and the log's
+/// offsets at the time of the read, for the fetch response.
+#[derive(Debug, Clone)]
+pub struct ReadInfo {
+    pub regions: Vec<FileRegion>,
+    pub log_start_offset: i64,
+    pub high_watermark: i64,
+    pub log_end_offset: i64,
+}
+
+impl ReadInfo {
+    pub fn size_bytes(&self) -> u64 {
+        self.regions.iter().map(|r| r.length_bytes).sum()
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct TimestampAndOffset {
+    pub timestamp: i64,
+    pub offset: i64,
+}
+
+#[derive(Debug)]
+struct PendingDeletion {
+    paths: Vec<PathBuf>,
+    delete_at_ms: i64,
+}
+
+#[derive(Debug)]
+pub struct PartitionLog {
+    dir: PathBuf,
+    dir_handle: Directory,
+    config: LogConfig,
+    segments: Vec<LogSegment>,
+    log_start_offset: i64,
+    high_watermark: i64,
+    recovery_point: i64,
+    oldest_unflushed_append_ms: Option<i64>,
+    /// Files were created, renamed or removed since the last flush: fsync the directory.
+    dir_needs_sync: bool,
+    pending_deletions: Vec<PendingDeletion>,
+}
+
+impl PartitionLog {
+    /// Opens (creating when absent) the partition directory and recovers it: leftovers of
+    /// deletion and cleaning are cleaned up, segments from the one holding `recovery_point`
+    /// on (all of them when `None`) are re-validated batch by batch, the log is cut at the
+    /// first torn or corrupt batch and every later segment dropped, and indexes that are
+    /// missing or inconsistent are rebuilt. A damaged tail never makes this fail.
+    pub async fn open(
+        partition_dir: impl AsRef<Path>,
+        config: LogConfig,
+        recovery_point: Option<i64>,
+        log_start_offset: Option<i64>,
+    ) -> Result<Self> {
+        config.validate()?;
+        let dir = partition_dir.as_ref().to_path_buf();
+        let dir_handle = Directory::create(&dir).await?;
+        let listing = list_dir(&dir).await?;
+        let mut segments = Vec::with_capacity(listing.log_bases.len());
+        for &base_offset in &listing.log_bases {
+            segments.push(LogSegment::open(&dir, base_offset, &config).await?);
+        }
+        complete_swaps(&config, &mut segments, &listing.swapped_bases).await?;
+        recover_segments(&config, &mut segments, &listing, recovery_point).await?;
+
+        let first_base = segments.first().map(LogSegment::base_offset);
+        let log_start = log_start_offset.unwrap_or(0).max(first_base.unwrap_or(0));
+        let log_end = segments.last().map_or(log_start, LogSegment::next_offset);
+        if segments.is_empty() || log_start > log_end {
+            if !segments.is_empty() {
+                tracing::warn!(?dir, log_start, log_end, "log start is past the log end: starting empty");
+            }
+            for segment in segments.drain(..) {
+                segment.remove().await?;
+            }
+            segments.push(LogSegment::create(&dir, log_start, &config, None).await?);
+        }
+        let log_end = segments.last().map_or(log_start, LogSegment::next_offset);
+        let log = PartitionLog {
+            dir,
+            dir_handle,
+            config,
+            segments,
+            log_start_offset: log_start,
+            high_watermark: log_start,
+            recovery_point: recovery_point.unwrap_or(log_start).clamp(log_start, log_end),
+            oldest_unflushed_append_ms: None,
+            dir_needs_sync: true,
+            pending_deletions: Vec::new(),
+        };
+        log.check_invariants();
+        Ok(log)
+    }
+
+    fn check_invariants(&self) {
+        assert!(!self.segments.is_empty());
+        assert!(self.segments.windows(2).all(|w| w[0].base_offset() < w[1].base_offset()));
+        assert!(self.segments.windows(2).all(|w| w[0].next_offset() <= w[1].base_offset()));
+        let log_end = self.log_end_offset();
+        assert!(self.log_start_offset <= self.recovery_point && self.recovery_point <= log_end);
+        assert!(self.log_start_offset <= self.high_watermark && self.high_watermark <= log_end);
+    }
+
+    pub fn dir(&self) -> &Path {
+        &self.dir
+    }
+    /// Applies new topic settings (AlterConfigs) from the next append on: rolls, retention and
+    /// flushing read the config each time, so nothing already written changes.
+    pub fn set_config(&mut self, config: LogConfig) -> Result<()> {
+        config.validate()?;
+        self.config = config;
+        Ok(())
+    }
+
+    pub fn config(&self) -> &LogConfig {
+        &self.config
+    }
+    pub fn segments(&self) -> &[LogSegment] {
+        &self.segments
+    }
+    pub fn log_start_offset(&self) -> i64 {
+        self.log_start_offset
+    }
+    /// The offset the next append gets (appends still being written included).
+    pub fn log_end_offset(&self) -> i64 {
+        self.active().next_offset()
+    }
+    /// The offset after the last batch that reached the page cache: reads stop here. Equal to
+    /// the log end unless [`PartitionLog::submit_append`] writes are in flight.
+    pub fn readable_end_offset(&self) -> i64 {
+        self.active().written_next_offset()
+    }
+    pub fn high_watermark(&self) -> i64 {
+        self.high_watermark
+    }
+    pub fn recovery_point(&self) -> i64 {
+        self.recovery_point
+    }
+    /// Bytes of every segment.
+    pub fn size_bytes(&self) -> u64 {
+        self.segments.iter().map(LogSegment::size_bytes).sum()
+    }
+
+    /// Sets the high watermark, clamped to `[log start, log end]`; returns the value set.
+    pub fn set_high_watermark(&mut self, offset: i64) -> i64 {
+        self.high_watermark = offset.clamp(self.log_start_offset, self.log_end_offset());
+        self.high_watermark
+    }
+
+    fn active(&self) -> &LogSegment {
+        let Some(active) = self.segments.last() else { unreachable!("a log always has a segment") };
+        active
+    }
+
+    fn active_mut(&mut self) -> &mut LogSegment {
+        let Some(active) = self.segments.last_mut() else { unreachable!("a log always has a segment") };
+        active
+    }
+
+    /// Appends a producer's record set as leader and waits until it is in the page cache;
+    /// [`PartitionLog::submit_append`] does the work.
+    pub async fn append(&mut self, records: Vec<u8>, leader_epoch: i32, now_ms: i64) -> Result<AppendInfo> {
+        let (info, written) = self.submit_append(records, leader_epoch, now_ms).await?;
+        written.wait().await?;
+        Ok(info)
+    }
+
+    /// Appends a producer's record set as leader: validates every batch (CRC, one record per
+    /// offset, `max_message_bytes`) before touching anything, then assigns offsets by rewriting
+    /// `baseOffset` and `partitionLeaderEpoch` in place (and `maxTimestamp` + CRC for
+    /// `LogAppendTime`), and writes the buffer as is — no copy. Returns once the write is
+    /// submitted, so a shard can keep many appends in flight; acknowledge the producer when
+    /// the returned [`WriteDone`] resolves.
+    pub async fn submit_append(
+        &mut self,
+        mut records: Vec<u8>,
+        leader_epoch: i32,
+        now_ms: i64,
+    ) -> Result<(AppendInfo, WriteDone)> {
+        self.check_set_size(&records)?;
+        let max_batch_bytes = self.config.max_message_bytes as usize;
+        for (index, item) in BatchIter::new(&records, max_batch_bytes).enumerate() {
+            let (_, batch) = item.map_err(|source| LogError::InvalidBatch { index, source })?;
+            batch.check_crc().map_err(|source| LogError::InvalidBatch { index, source })?;
+            if !batch.has_one_record_per_offset() {
+                let source = BatchError::InconsistentRecordCount {
+                    last_offset_delta: batch.last_offset_delta(),
+                    record_count: batch.record_count(),
+                };
+                return Err(LogError::InvalidBatch { index, source });
+            }
+        }
+        let log_append_time_ms =
+            (self.config.message_timestamp_type == TimestampType::LogAppendTime).then_some(now_ms);
+        let mut next_offset = self.log_end_offset();
+        let mut placed = Vec::new();
+        let mut at = 0;
+        while at < records.len() {
+            let Some(size_bytes) = batch_size_at(&records[at..]) else { unreachable!("validated above") };
+            let batch = &mut records[at..at + size_bytes];
+            rewrite::set_base_offset(batch, next_offset);
+            rewrite::set_partition_leader_epoch(batch, leader_epoch);
+            if let Some(time_ms) = log_append_time_ms {
+                rewrite::set_log_append_time(batch, time_ms);
+            }
+            let header = BatchHeader::parse(batch)
+                .map_err(|source| LogError::InvalidBatch { index: placed.len(), source })?;
+            next_offset = header.next_offset();
+            placed.push((at, header));
+            at += size_bytes;
+        }
+        self.append_placed(records, placed, now_ms, log_append_time_ms).await
+    }
+
+    /// Appends batches that already carry their offsets (a follower copying its leader):
+    /// validates every batch (CRC, `max_message_bytes`) and that offsets increase from the
+    /// log end on; writes them unchanged.
+    pub async fn append_as_follower(&mut self, records: Vec<u8>, now_ms: i64) -> Result<AppendInfo> {
+        self.check_set_size(&records)?;
+        let mut expected_at_least = self.log_end_offset();
+        let mut placed = Vec::new();
+        for (index, item) in BatchIter::new(&records, self.config.max_message_bytes as usize).enumerate() {
+            let (at, batch) = item.map_err(|source| LogError::InvalidBatch { index, source })?;
+            batch.check_crc().map_err(|source| LogError::InvalidBatch { index, source })?;
+            let header = BatchHeader::parse(batch.as_bytes())
+                .map_err(|source| LogError::InvalidBatch { index, source })?;
+            if header.base_offset < expected_at_least {
+                return Err(LogError::UnexpectedAppendOffset {
+                    base_offset: header.base_offset,
+                    expected_at_least,
+                });
+            }
+            expected_at_least = header.next_offset();
+            placed.push((at, header));
+        }
+        let (Some((_, first)), Some((_, last))) = (placed.first(), placed.last()) else {
+            return Err(LogError::EmptyRecordSet);
+        };
+        if last.last_offset() - first.base_offset > i32::MAX as i64 {
+            return Err(LogError::OffsetSpanTooLarge {
+                first_offset: first.base_offset,
+                last_offset: last.last_offset(),
+            });
+        }
+        let (info, written) = self.append_placed(records, placed, now_ms, None).await?;
+        written.wait().await?;
+        Ok(info)
+    }
+
+    fn check_set_size(&self, records: &[u8]) -> Result<()> {
+        if records.is_empty() {
+            return Err(LogError::EmptyRecordSet);
+        }
+        // One record set goes into one segment, whose positions are signed 32-bit.
+        let max_bytes = i32::MAX as usize;
+        if records.len() > max_bytes {
+            return Err(LogError::RecordSetTooLarge { size_bytes: records.len(), max_bytes });
+        }
+        Ok(())
+    }
+
+    async fn append_placed(
+        &mut self,
+        records: Vec<u8>,
+        placed: Vec<PlacedBatch>,
+        now_ms: i64,
+        log_append_time_ms: Option<i64>,
+    ) -> Result<(AppendInfo, WriteDone)> {
+        let (Some((_, first)), Some((_, last))) = (placed.first(), placed.last()) else {
+            return Err(LogError::EmptyRecordSet);
+        };
+        let (base_offset, last_offset) = (first.base_offset, last.last_offset());
+        let (mut max_timestamp, mut offset_of_max_timestamp) = (NO_TIMESTAMP, base_offset);
+        for (_, header) in &placed {
+            if header.max_timestamp > max_timestamp {
+                (max_timestamp, offset_of_max_timestamp) = (header.max_timestamp, header.last_offset());
+            }
+        }
+        let size_bytes = records.len();
+        if self.active().should_roll(&self.config, size_bytes, last_offset, max_timestamp, now_ms) {
+            self.roll(base_offset, now_ms).await?;
+        }
+        let config = self.config.clone();
+        let written = self.active_mut().submit_append(&config, records, &placed, now_ms).await?;
+        self.oldest_unflushed_append_ms.get_or_insert(now_ms);
+        let info = AppendInfo {
+            base_offset,
+            last_offset,
+            batch_count: placed.len(),
+            size_bytes,
+            max_timestamp,
+            offset_of_max_timestamp,
+            log_append_time_ms,
+            log_start_offset: self.log_start_offset,
+        };
+        Ok((info, written))
+    }
+
+    /// Starts a new active segment at `base_offset`. An empty active segment is replaced
+    /// rather than kept (a follower's first batch may start far past its base).
+    async fn roll(&mut self, base_offset: i64, now_ms: i64) -> Result<()> {
+        assert!(base_offset >= self.log_end_offset(), "a new segment starts at the log end or later");
+        if self.active().is_empty() {
+            if let Some(empty) = self.segments.pop() {
+                empty.remove().await?;
+            }
+        } else {
+            self.active_mut().seal().await?;
+        }
+        let segment = LogSegment::create(&self.dir, base_offset, &self.config, Some(now_ms)).await?;
+        self.segments.push(segment);
+        self.dir_needs_sync = true;
+        Ok(())
+    }
+
+    /// Reads whole batches from `offset` on (the batch holding `offset` first), up to
+    /// `max_bytes` and below `upper_bound_offset` (the high watermark for consumers, the log
+    /// end for followers) and the readable end. With `min_one_batch` (KIP-74) the first batch is returned even when
+    /// it is larger than `max_bytes`. `offset` outside `[log start, log end]` is
+    /// `OffsetOutOfRange`; at the log end the result is empty.
+    pub async fn read(
+        &self,
+        offset: i64,
+        max_bytes: usize,
+        upper_bound_offset: i64,
+        min_one_batch: bool,
+    ) -> Result<ReadInfo> {
+        let log_end_offset = self.log_end_offset();
+        if offset < self.log_start_offset || offset > log_end_offset {
+            return Err(LogError::OffsetOutOfRange {
+                offset,
+                log_start_offset: self.log_start_offset,
+                log_end_offset,
+            });
+        }
+        let upper_bound = upper_bound_offset.min(self.readable_end_offset());
+        let mut regions: Vec<FileRegion> = Vec::new();
+        let mut remaining_bytes = max_bytes as u64;
+        let mut cursor = offset;
+        let first = self.segments.partition_point(|s| s.base_offset() <= offset).saturating_sub(1);
+        for segment in &self.segments[first..] {
+            if cursor >= upper_bound || segment.base_offset() >= upper_bound {
+                break;
+            }
+            let Some((start, header)) = segment.find_batch(cursor).await? else { continue };
+            if header.last_offset() >= upper_bound {
+                break;
+            }
+            let limit = match segment.find_batch(upper_bound).await? {
+                Some((position, _)) => position,
+                None => segment.written_bytes(),
+            };
+            let mut end = segment.batches_end(start, limit, remaining_bytes).await?;
+            if end == start {
+                if !(min_one_batch && regions.is_empty()) {
+                    break;
+                }
+                end = start + header.size_bytes as u64;
+            }
+            let region = FileRegion {
+                file: Rc::clone(segment.log_file()),
+                position: start,
+                length_bytes: end - start,
+                base_offset: header.base_offset,
+            };
+            remaining_bytes = remaining_bytes.saturating_sub(region.length_bytes);
+            regions.push(region);
+            if end < segment.written_bytes() {
+                break;
+            }
+            cursor = segment.next_offset();
+        }
+        Ok(ReadInfo {
+            regions,
+            log_start_offset: self.log_start_offset,
+            high_watermark: self.high_watermark,
+            log_end_offset,
+        })
+    }
+
+    /// The first batch whose max timestamp is >= `timestamp` (Kafka's ListOffsets by time),
+    /// as its max timestamp and its base offset (or the log start, if later). Batch
+    /// granularity: records inside a batch are not searched.
+    pub async fn offset_for_timestamp(&self, timestamp: i64) -> Result<Option<TimestampAndOffset>> {
+        for segment in &self.segments {
+            if segment.max_timestamp() < timestamp || segment.next_offset() <= self.log_start_offset {
+                continue;
+            }
+            if let Some(header) = segment.find_by_timestamp(timestamp, self.log_start_offset).await? {
+                let offset = header.base_offset.max(self.log_start_offset);
+                return Ok(Some(TimestampAndOffset { timestamp: header.max_timestamp, offset }));
+            }
+        }
+        Ok(None)
+    }
+
+    /// The largest timestamp in the log and the last offset of the batch that first had it
+    /// (Kafka's ListOffsets `MAX_TIMESTAMP`); `None` when no batch has a timestamp.
+    pub fn max_timestamp_and_offset(&self) -> Option<TimestampAndOffset> {
+        let mut best: Option<TimestampAndOffset> = None;
+        for segment in &self.segments {
+            if segment.max_timestamp() > best.map_or(NO_TIMESTAMP, |b| b.timestamp) {
+                best = Some(TimestampAndOffset {
+                    timestamp: segment.max_timestamp(),
+                    offset: segment.offset_of_max_timestamp(),
+                });
+            }
+        }
+        best
+    }
+
+    /// Drops every batch whose last offset is >= `offset`, across segments, with their index
+    /// entries (replication's truncation). A batch holding `offset` goes whole, so the log end
+    /// may land below `offset`. Removed segments are deleted at once: readers holding a
+    /// [`FileRegion`] keep their file open.
+    pub async fn truncate_to(&mut self, offset: i64) -> Result<()> {
+        if offset >= self.log_end_offset() {
+            return Ok(());
+        }
+        self.active_mut().drain().await?;
+        if offset <= self.segments[0].base_offset() {
+            return self.truncate_fully_and_start_at(offset.max(0)).await;
+        }
+        while self.active().base_offset() > offset {
+            if let Some(segment) = self.segments.pop() {
+                segment.remove().await?;
+            }
+        }
+        let config = self.config.clone();
+        let log_end = self.active_mut().truncate_to(&config, offset).await?;
+        self.dir_needs_sync = true;
+        self.log_start_offset = self.log_start_offset.min(log_end);
+        self.high_watermark = self.high_watermark.min(log_end);
+        self.recovery_point = self.recovery_point.min(log_end);
+        self.check_invariants();
+        Ok(())
+    }
+
+    async fn truncate_fully_and_start_at(&mut self, offset: i64) -> Result<()> {
+        for segment in self.segments.drain(..) {
+            segment.remove().await?;
+        }
+        self.segments.push(LogSegment::create(&self.dir, offset, &self.config, None).await?);
+        self.dir_needs_sync = true;
+        self.log_start_offset = offset;
+        self.high_watermark = offset;
+        self.recovery_point = offset;
+        self.check_invariants();
+        Ok(())
+    }
+
+    /// Kafka's DeleteRecords: advances the log start to `offset` (at most the high
+    /// watermark) and deletes the segments entirely below it. Returns the new log start.
+    pub async fn delete_records_before(&mut self, offset: i64, now_ms: i64) -> Result<i64> {
+        if offset < 0 || offset > self.high_watermark {
+            return Err(LogError::OffsetOutOfRange {
+                offset,
+                log_start_offset: self.log_start_offset,
+                log_end_offset: self.log_end_offset(),
+            });
+        }
+        if offset > self.log_start_offset {
+            self.log_start_offset = offset;
+            self.recovery_point = self.recovery_point.max(offset);
+        }
+        while self.segments.len() > 1 && self.segments[1].base_offset() <= self.log_start_offset {
+            self.delete_oldest_segment(now_ms).await?;
+        }
+        self.check_invariants();
+        Ok(self.log_start_offset)
+    }
+
+    /// Retention: deletes the oldest segments while they lie wholly below the log start, are
+    /// older than `retention_ms` (by their largest timestamp), or the log is more than a
+    /// segment larger than `retention_bytes` — never the active segment, never data at or
+    /// above the high watermark. Returns how many segments were deleted.
+    pub async fn delete_segments_for_retention(&mut self, now_ms: i64) -> Result<usize> {
+        let mut deleted = 0;
+        while self.oldest_is_deletable() && self.segments[1].base_offset() <= self.log_start_offset {
+            self.delete_oldest_segment(now_ms).await?;
+            deleted += 1;
+        }
+        if self.config.retention_ms >= 0 {
+            while self.oldest_is_deletable()
+                && now_ms.saturating_sub(self.oldest_largest_timestamp()) > self.config.retention_ms
+            {
+                self.delete_oldest_segment(now_ms).await?;
+                deleted += 1;
+            }
+        }
+        if self.config.retention_bytes >= 0 {
+            let mut excess_bytes = self.size_bytes() as i64 - self.config.retention_bytes;
+            while self.oldest_is_deletable() && excess_bytes >= self.segments[0].size_bytes() as i64 {
+                excess_bytes -= self.segments[0].size_bytes() as i64;
+                self.delete_oldest_segment(now_ms).await?;
+                deleted += 1;
+            }
+        }
+        if deleted > 0 {
+            self.log_start_offset = self.log_start_offset.max(self.segments[0].base_offset());
+            self.high_watermark = self.high_watermark.max(self.log_start_offset);
+            self.recovery_point = self.recovery_point.max(self.log_start_offset);
+        }
+        self.check_invariants();
+        Ok(deleted)
+    }
+
+    fn oldest_is_deletable(&self) -> bool {
+        self.segments.len() > 1 && self.segments[1].base_offset() <= self.high_watermark
+    }
+
+    /// A segment's largest timestamp, or — when none of its batches has one — its file's
+    /// modification time, as Kafka does.
+    fn oldest_largest_timestamp(&self) -> i64 {
+        let segment = &self.segments[0];
+        if segment.max_timestamp() > NO_TIMESTAMP {
+            return segment.max_timestamp();
+        }
+        let modified = std::fs::metadata(segment.log_path()).and_then(|m| m.modified());
+        match modified.ok().and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok()) {
+            Some(since_epoch) => since_epoch.as_millis() as i64,
+            None => i64::MAX,
+        }
+    }
+
+    async fn delete_oldest_segment(&mut self, now_ms: i64) -> Result<()> {
+        assert!(self.segments.len() > 1, "the active segment is never deleted");
+        let segment = self.segments.remove(0);
+        tracing::info!(segment = ?segment.log_path(), "deleting segment");
+        let paths = segment.rename_to_deleted().await?;
+        self.dir_needs_sync = true;
+        self.pending_deletions.push(PendingDeletion {
+            paths,
+            delete_at_ms: now_ms.saturating_add(self.config.file_delete_delay_ms),
+        });
+        if self.config.file_delete_delay_ms == 0 {
+            self.remove_deleted_segments(now_ms).await?;
+        }
+        Ok(())
+    }
+
+    /// Removes the `*.deleted` files whose `file_delete_delay_ms` has passed; the owner calls
+    /// this periodically. Returns how many segments' files were removed.
+    pub async fn remove_deleted_segments(&mut self, now_ms: i64) -> Result<usize> {
+        let mut removed = 0;
+        while let Some(position) = self.pending_deletions.iter().position(|d| d.delete_at_ms <= now_ms) {
+            let deletion = self.pending_deletions.swap_remove(position);
+            for path in &deletion.paths {
+                remove_if_exists(path).await?;
+            }
+            removed += 1;
+        }
+        Ok(removed)
+    }
+
+    /// Whether the flush policy asks for a flush now: `flush_messages` appended messages not
+    /// yet flushed, or an unflushed append older than `flush_ms`.
+    pub fn flush_due(&self, now_ms: i64) -> bool {
+        let unflushed_messages = self.log_end_offset() - self.recovery_point;
+        unflushed_messages >= self.config.flush_messages
+            || self
+                .oldest_unflushed_append_ms
+                .is_some_and(|t| now_ms.saturating_sub(t) >= self.config.flush_ms)
+    }
+
+    /// Group commit: fdatasyncs every segment with unflushed bytes (rolled ones too) and the
+    /// directory when segments were created or removed, then advances the recovery point to
+    /// the log end. The shard calls it once per tick for each dirty log, however many
+    /// appends happened.
+    pub async fn flush(&mut self) -> Result<()> {
+        let flushed_to = self.log_end_offset();
+        for segment in self.segments.iter_mut().filter(|s| s.is_unflushed()) {
+            segment.flush().await?;
+        }
+        if self.dir_needs_sync {
+            self.dir_handle.sync().await?;
+            self.dir_needs_sync = false;
+        }
+        self.recovery_point = self.recovery_point.max(flushed_to);
+        self.oldest_unflushed_append_ms = None;
+        Ok(())
+    }
+
+    /// Seals the active segment, flushes everything and closes every file: the files left
+    /// behind need no recovery. `*.deleted` files still waiting are removed on the next open.
+    pub async fn close(mut self) -> Result<()> {
+        self.active_mut().seal().await?;
+        self.flush().await?;
+        for segment in self.segments.drain(..) {
+            segment.close().await?;
+        }
+        self.dir_handle.close().await?;
+        Ok(())
+    }
+}
+
+/// What a partition directory holds, after leftovers were dealt with.
+#[derive(Debug, Default)]
+struct Listing {
+    log_bases: Vec<i64>,
+    /// Segments whose index files were missing: rebuilt on open.
+    missing_index_bases: Vec<i64>,
+    /// Segments that replaced cleaner swap files: their offset range supersedes others'.
+    swapped_bases: Vec<i64>,
+}
+
+/// Lists the directory and deals with leftovers: `*.deleted` and `*.cleaned` files are
+/// removed, a `*.log.swap` (a cleaner's finished output) is renamed into place with its
+/// indexes dropped for a rebuild, index files without a `.log` are removed.
+async fn list_dir(dir: &Path) -> Result<Listing> {
+    // A blocking readdir: once per partition at open, never on the data path.
+    let mut names = Vec::new();
+    for entry in std::fs::read_dir(dir)? {
+        if let Some(name) = entry?.file_name().to_str() {
+            names.push(name.to_string());
+        }
+    }
+    names.sort();
+    let mut listing = Listing::default();
+    let mut index_files = Vec::new();
+    for name in &names {
+        let path = dir.join(name);
+        if name.ends_with(DELETED_FILE_SUFFIX) || name.ends_with(CLEANED_FILE_SUFFIX) {
+            tracing::info!(?path, "removing leftover file");
+            remove_if_exists(&path).await?;
+        } else if let Some(stem) = name.strip_suffix(SWAP_FILE_SUFFIX) {
+            match parse_segment_name(stem) {
+                Some((base, LOG_FILE_SUFFIX)) => {
+                    tracing::warn!(?path, "completing an interrupted segment swap");
+                    glommio::io::rename(&path, dir.join(stem)).await?;
+                    listing.swapped_bases.push(base);
+                    listing.log_bases.push(base);
+                }
+                _ => remove_if_exists(&path).await?,
+            }
+        } else if let Some((base, suffix)) = parse_segment_name(name) {
+            match suffix {
+                LOG_FILE_SUFFIX => listing.log_bases.push(base),
+                suffix => index_files.push((base, suffix, path)),
+            }
+        }
+    }
+    listing.log_bases.sort_unstable();
+    listing.log_bases.dedup();
+    for &base in &listing.swapped_bases {
+        for suffix in [INDEX_FILE_SUFFIX, TIME_INDEX_FILE_SUFFIX] {
+            remove_if_exists(&dir.join(crate::log_segment::segment_file_name(base, suffix))).await?;
+        }
+    }
+    for (base, _, path) in &index_files {
+        if listing.log_bases.binary_search(base).is_err() {
+            tracing::warn!(?path, "removing an index without a log");
+            remove_if_exists(path).await?;
+        }
+    }
+    for &base in &listing.log_bases {
+        let has = |suffix: &str| index_files.iter().any(|(b, s, _)| *b == base && *s == suffix);
+        if !has(INDEX_FILE_SUFFIX) || !has(TIME_INDEX_FILE_SUFFIX) || listing.swapped_bases.contains(&base) {
+            listing.missing_index_bases.push(base);
+        }
+    }
+    Ok(listing)
+}
+
+/// `(base offset, suffix)` of a segment file name such as `00000000000000000042.index`.
+fn parse_segment_name(name: &str) -> Option<(i64, &'static str)> {
+    for suffix in [LOG_FILE_SUFFIX, INDEX_FILE_SUFFIX, TIME_INDEX_FILE_SUFFIX] {
+        if let Some(stem) = name.strip_suffix(suffix) {
+            if !stem.is_empty() && stem.len() <= 20 && stem.bytes().all(|b| b.is_ascii_digit()) {
+                return stem.parse::<i64>().ok().map(|base| (base, suffix));
+            }
+        }
+    }
+    None
+}
+
+/// A swapped-in segment supersedes every segment whose base offset falls inside its range.
+async fn complete_swaps(
+    config: &LogConfig,
+    segments: &mut Vec<LogSegment>,
+    swapped_bases: &[i64],
+) -> Result<()> {
+    for &base in swapped_bases {
+        let Some(index) = segments.iter().position(|s| s.base_offset() == base) else { continue };
+        if let Some(cut) = segments[index].recover(config, base, None).await? {
+            tracing::warn!(base, ?cut, "truncated a swapped-in segment");
+        }
+        let end = segments[index].next_offset();
+        while let Some(overlapped) =
+            segments.iter().position(|s| s.base_offset() > base && s.base_offset() < end)
+        {
+            let segment = segments.remove(overlapped);
+            tracing::warn!(segment = ?segment.log_path(), "removing a segment superseded by a swap");
+            segment.remove().await?;
+        }
+    }
+    Ok(())
+}
+
+/// Validates the segments in order: a segment whose indexes are missing or inconsistent,
+/// whose tail does not parse, or that may hold offsets at or past the recovery point is
+/// re-validated in full. At the first cut, every later segment is removed.
+async fn recover_segments(
+    config: &LogConfig,
+    segments: &mut Vec<LogSegment>,
+    listing: &Listing,
+    recovery_point: Option<i64>,
+) -> Result<()> {
+    let mut min_offset = 0;
+    let mut index = 0;
+    while index < segments.len() {
+        let max_offset_exclusive = segments.get(index + 1).map(LogSegment::base_offset);
+        let later_segments = segments.len() - index - 1;
+        let segment = &mut segments[index];
+        let base = segment.base_offset();
+        let mut rebuild_reason = None;
+        if listing.missing_index_bases.contains(&base) {
+            rebuild_reason = Some("index file missing".to_string());
+        } else if let Some(reason) = segment.index_inconsistency() {
+            rebuild_reason = Some(reason.to_string());
+        } else if let Err(reason) = segment.load_tail(config, min_offset, max_offset_exclusive).await? {
+            rebuild_reason = Some(reason);
+        }
+        let unflushed = !matches!(recovery_point, Some(point) if segment.next_offset() <= point);
+        if let Some(reason) = &rebuild_reason {
+            tracing::warn!(segment = ?segment.log_path(), %reason, "rebuilding indexes");
+        }
+        if rebuild_reason.is_some() || unflushed {
+            if let Some(cut) = segment.recover(config, min_offset, max_offset_exclusive).await? {
+                tracing::warn!(
+                    segment = ?segment.log_path(),
+                    valid_bytes = cut.valid_bytes,
+                    truncated_bytes = cut.truncated_bytes,
+                    reason = %cut.reason,
+                    dropped_segments = later_segments,
+                    "truncated the log at a torn or corrupt batch",
+                );
+                for later in segments.drain(index + 1..) {
+                    later.remove().await?;
+                }
+            }
+        }
+        min_offset = segments[index].next_offset();
+        index += 1;
+    }
+    Ok(())
+}
