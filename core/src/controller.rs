@@ -1167,7 +1167,7 @@ fn check_no_null_values<'k>(keys: impl Iterator<Item = &'k str>) -> Result<(), A
 }
 
 /// Kafka's `Topic.validate`, with its messages.
-fn validate_topic_name(name: &str) -> Result<(), ApiError> {
+pub fn validate_topic_name(name: &str) -> Result<(), ApiError> {
     let reason = if name.is_empty() {
         "the empty string is not allowed".to_string()
     } else if name == "." {

@@ -84,6 +84,10 @@ pub enum KafkaError {
     ProducerFenced,
     #[error("UNKNOWN_TOPIC_ID: this server does not host this topic id")]
     UnknownTopicId,
+    #[error("MISMATCHED_ENDPOINT_TYPE: request sent to an endpoint of the wrong type")]
+    MismatchedEndpointType,
+    #[error("UNSUPPORTED_ENDPOINT_TYPE: endpoint type not supported")]
+    UnsupportedEndpointType,
 }
 
 impl KafkaError {
@@ -123,6 +127,8 @@ impl KafkaError {
             KafkaError::InvalidRecord => ResponseError::InvalidRecord,
             KafkaError::ProducerFenced => ResponseError::ProducerFenced,
             KafkaError::UnknownTopicId => ResponseError::UnknownTopicId,
+            KafkaError::MismatchedEndpointType => ResponseError::MismatchedEndpointType,
+            KafkaError::UnsupportedEndpointType => ResponseError::UnsupportedEndpointType,
         }
     }
 
@@ -182,6 +188,8 @@ mod tests {
             (KafkaError::InvalidRecord, 87),
             (KafkaError::ProducerFenced, 90),
             (KafkaError::UnknownTopicId, 100),
+            (KafkaError::MismatchedEndpointType, 114),
+            (KafkaError::UnsupportedEndpointType, 115),
         ];
         for (err, code) in expected {
             assert_eq!(err.code(), code, "{err:?}");

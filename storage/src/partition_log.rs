@@ -136,7 +136,10 @@ impl PartitionLog {
             segments.push(LogSegment::open(&dir, base_offset, &config).await?);
         }
         complete_swaps(&config, &mut segments, &listing.swapped_bases).await?;
-        recover_segments(&config, &mut segments, &listing, recovery_point).await?;
+        let revalidated = recover_segments(&config, &mut segments, &listing, recovery_point).await?;
+        if revalidated > 0 {
+            tracing::info!(?dir, revalidated_segments = revalidated, "recovery scan re-validated segments");
+        }
 
         let first_base = segments.first().map(LogSegment::base_offset);
         let log_start = log_start_offset.unwrap_or(0).max(first_base.unwrap_or(0));
@@ -774,13 +777,15 @@ async fn complete_swaps(
 
 /// Validates the segments in order: a segment whose indexes are missing or inconsistent,
 /// whose tail does not parse, or that may hold offsets at or past the recovery point is
-/// re-validated in full. At the first cut, every later segment is removed.
+/// re-validated in full. At the first cut, every later segment is removed. Returns how many
+/// segments were re-validated (none after a clean shutdown).
 async fn recover_segments(
     config: &LogConfig,
     segments: &mut Vec<LogSegment>,
     listing: &Listing,
     recovery_point: Option<i64>,
-) -> Result<()> {
+) -> Result<usize> {
+    let mut revalidated = 0;
     let mut min_offset = 0;
     let mut index = 0;
     while index < segments.len() {
@@ -801,6 +806,7 @@ async fn recover_segments(
             tracing::warn!(segment = ?segment.log_path(), %reason, "rebuilding indexes");
         }
         if rebuild_reason.is_some() || unflushed {
+            revalidated += 1;
             if let Some(cut) = segment.recover(config, min_offset, max_offset_exclusive).await? {
                 tracing::warn!(
                     segment = ?segment.log_path(),
@@ -818,5 +824,5 @@ async fn recover_segments(
         min_offset = segments[index].next_offset();
         index += 1;
     }
-    Ok(())
+    Ok(revalidated)
 }

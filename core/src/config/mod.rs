@@ -123,6 +123,16 @@ const KEYS: &[(&str, Kind, Option<&str>)] = &[
     ("transaction.state.log.num.partitions", POSITIVE_INT, Some("50")),
 ];
 
+/// Every broker key this broker accepts, in [`KEYS`] order.
+pub fn broker_keys() -> impl Iterator<Item = &'static str> {
+    KEYS.iter().map(|(key, _, _)| *key)
+}
+
+/// Kafka's default for a broker key (`None`: unset unless given, or not a key).
+pub fn default_value(key: &str) -> Option<&'static str> {
+    KEYS.iter().find(|(k, _, _)| *k == key).and_then(|(_, _, default)| *default)
+}
+
 /// Keys Kafka needs for its own thread pools; a thread-per-core broker has no use for them.
 pub const IGNORED_KEYS: &[&str] =
     &["num.network.threads", "num.io.threads", "num.recovery.threads.per.data.dir", "queued.max.requests"];
@@ -170,6 +180,9 @@ pub struct BrokerConfig {
     pub min_insync_replicas: i32,
     /// The raw, validated key/value pairs (defaults included) for DescribeConfigs.
     pub values: BTreeMap<String, String>,
+    /// The pairs the config file and `--override`s gave (DescribeConfigs reports them as
+    /// `STATIC_BROKER_CONFIG`, the rest of [`BrokerConfig::values`] as `DEFAULT_CONFIG`).
+    pub static_values: BTreeMap<String, String>,
 }
 
 impl BrokerConfig {
@@ -306,6 +319,7 @@ impl BrokerConfig {
             log_defaults,
             min_insync_replicas,
             values,
+            static_values: given,
         })
     }
 

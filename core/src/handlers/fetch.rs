@@ -56,10 +56,7 @@ pub async fn handle(shard: &Shard, req: FetchRequest, version: i16, correlation_
             for p in &topic.partitions {
                 let target = match &resolved {
                     None => Err(KafkaError::UnknownTopicId),
-                    Some(name) => match shard.partition(name, p.partition) {
-                        Some(partition) => Ok(partition),
-                        None => Err(shard.not_here_error(name, p.partition)),
-                    },
+                    Some(name) => super::led_partition(shard, name, p.partition).await,
                 };
                 slots.push(Slot {
                     topic_index,
@@ -76,15 +73,22 @@ pub async fn handle(shard: &Shard, req: FetchRequest, version: i16, correlation_
     let has_errors = slots.iter().any(|s| s.target.is_err());
     let results = loop {
         // Listen before reading, so an append between the read and the wait is not missed.
-        let listeners: Vec<event_listener::EventListener> =
+        let mut listeners: Vec<event_listener::EventListener> =
             slots.iter().filter_map(|s| s.target.as_ref().ok()).map(|p| p.listen_for_append()).collect();
         let (results, total_bytes) = read_all(&slots, max_bytes).await;
         let errors = has_errors || results.iter().any(|r| r.is_err());
         let now = Instant::now();
-        if total_bytes >= min_bytes || errors || now >= deadline || listeners.is_empty() {
+        if total_bytes >= min_bytes
+            || errors
+            || now >= deadline
+            || listeners.is_empty()
+            || shard.is_stopping()
+        {
             break results;
         }
-        // Woken by the first append to any of the partitions, or by the deadline.
+        // Woken by the first append to any of the partitions, by a clean shutdown (which
+        // answers with what there is rather than cut the request off), or by the deadline.
+        listeners.push(shard.listen_for_stop());
         let _ = glommio::timer::timeout(deadline - now, async {
             wait_any(listeners).await;
             Ok(())

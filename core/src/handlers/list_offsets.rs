@@ -47,9 +47,7 @@ async fn lookup(
     index: i32,
     timestamp: i64,
 ) -> Result<(i64, i64, i32), KafkaError> {
-    let Some(partition) = shard.partition(topic, index) else {
-        return Err(shard.not_here_error(topic, index));
-    };
+    let partition = super::led_partition(shard, topic, index).await?;
     let epoch = partition.leader_epoch.get();
     match timestamp {
         LATEST => Ok((-1, partition.high_watermark(), epoch)),

@@ -1,20 +1,30 @@
 //! Request handlers: one module per Kafka API family, each turning a decoded request into a
 //! response with the error codes Kafka 3.7 gives. Dispatch is by the request's body type.
 
-// mod admin;
+mod admin;
 mod fetch;
 mod list_offsets;
 mod metadata;
 mod produce;
 mod producer_id;
 
+use std::rc::Rc;
+use std::time::{Duration, Instant};
+
 use bytes::Bytes;
 use shardlog_net::kafka_protocol::messages::{ApiKey, RequestKind};
 use shardlog_net::kafka_protocol::protocol::Encodable;
-use shardlog_net::{encode_response, OutPart, Request};
+use shardlog_net::{encode_response, KafkaError, OutPart, Request};
 use shardlog_storage::partition_log::ReadInfo;
 
+use crate::partition::Partition;
 use crate::shard::Shard;
+
+/// How long a request waits for a partition that the image already says this shard leads but
+/// whose log the applier has not opened yet.
+const OPENING_WAIT: Duration = Duration::from_secs(1);
+/// How often it looks again meanwhile (only in that short window after a topic is created).
+const OPENING_RECHECK: Duration = Duration::from_millis(1);
 
 /// What the connection sends back.
 pub enum Response {
@@ -60,13 +70,78 @@ pub async fn handle(shard: &Shard, request: Request) -> Response {
             let body = producer_id::handle(shard, req).await;
             encode(api_key, version, correlation_id, &body)
         }
-        // ADMIN-DISPATCH
+        RequestKind::CreateTopics(req) => {
+            let body = admin::create_topics(shard, req, version).await;
+            encode(api_key, version, correlation_id, &body)
+        }
+        RequestKind::DeleteTopics(req) => {
+            let body = admin::delete_topics(shard, req, version).await;
+            encode(api_key, version, correlation_id, &body)
+        }
+        RequestKind::CreatePartitions(req) => {
+            let body = admin::create_partitions(shard, req).await;
+            encode(api_key, version, correlation_id, &body)
+        }
+        RequestKind::DescribeConfigs(req) => {
+            let body = admin::describe_configs(shard, req, version).await;
+            encode(api_key, version, correlation_id, &body)
+        }
+        RequestKind::AlterConfigs(req) => {
+            let body = admin::alter_configs(shard, req).await;
+            encode(api_key, version, correlation_id, &body)
+        }
+        RequestKind::IncrementalAlterConfigs(req) => {
+            let body = admin::incremental_alter_configs(shard, req).await;
+            encode(api_key, version, correlation_id, &body)
+        }
+        RequestKind::DeleteRecords(req) => {
+            let body = admin::delete_records(shard, req).await;
+            encode(api_key, version, correlation_id, &body)
+        }
+        RequestKind::DescribeCluster(req) => {
+            let body = admin::describe_cluster(shard, req, version);
+            encode(api_key, version, correlation_id, &body)
+        }
+        RequestKind::DescribeLogDirs(req) => {
+            let body = admin::describe_log_dirs(shard, req, version).await;
+            encode(api_key, version, correlation_id, &body)
+        }
         other => {
             // parse_request only lets advertised APIs through; reaching here is a bug in the
             // table, and Kafka closes the connection on an API it does not serve.
             Response::Close(format!("no handler for {:?}", api_key_name(&other)))
         }
     }
+}
+
+/// The partition `topic`/`index` if this shard leads it, else the error to answer.
+///
+/// A Metadata answer names the leader as soon as the controller has committed the topic (an
+/// auto-creation answers at once), but the leader shard opens the log a moment later, in its
+/// metadata applier. A client that goes straight to the leader (kafka-python, whose producer
+/// does not retry by default, does) must not get `NOT_LEADER_OR_FOLLOWER` for a partition we
+/// just told it this node leads: while the image says this node leads it, wait (bounded) for
+/// the log to open.
+pub async fn led_partition(shard: &Shard, topic: &str, index: i32) -> Result<Rc<Partition>, KafkaError> {
+    if let Some(partition) = shard.partition(topic, index) {
+        return Ok(partition);
+    }
+    let deadline = Instant::now() + OPENING_WAIT;
+    while leads_per_image(shard, topic, index) && Instant::now() < deadline {
+        glommio::timer::sleep(OPENING_RECHECK).await;
+        if let Some(partition) = shard.partition(topic, index) {
+            return Ok(partition);
+        }
+    }
+    Err(shard.not_here_error(topic, index))
+}
+
+fn leads_per_image(shard: &Shard, topic: &str, index: i32) -> bool {
+    shard.with_image(|image| {
+        image.topic(topic).is_some_and(|t| {
+            t.partitions.iter().any(|p| p.partition == index && p.leader == shard.spec.node_id)
+        })
+    })
 }
 
 fn api_key_name(body: &RequestKind) -> String {

@@ -71,9 +71,7 @@ async fn produce_one(
     records: Option<bytes::Bytes>,
     acks: i16,
 ) -> Result<crate::partition::ProduceResult, KafkaError> {
-    let Some(partition) = shard.partition(topic, index) else {
-        return Err(shard.not_here_error(topic, index));
-    };
+    let partition = super::led_partition(shard, topic, index).await?;
     let records = records.filter(|r| !r.is_empty()).ok_or(KafkaError::CorruptMessage)?;
     if acks == -1 {
         // One replica so far: the ISR is the leader alone.

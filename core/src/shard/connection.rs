@@ -43,6 +43,11 @@ pub async fn serve(shard: &Shard, mut stream: TcpStream) {
                 return;
             }
         };
+        if shard.is_stopping() {
+            // A clean shutdown finishes the requests in flight and starts no new ones.
+            tracing::debug!("closing connection from {peer}: shutting down");
+            return;
+        }
         let request = match parse_request(frame) {
             Ok(request) => request,
             Err(e) => match e.disposition() {

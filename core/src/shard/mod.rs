@@ -33,6 +33,8 @@ use crate::topic_config::log_config_for;
 pub const CONNECTIONS_PER_SHARD_MAX: usize = 10_000;
 /// How long a clean shutdown waits for in-flight requests before closing the logs anyway.
 const SHUTDOWN_DRAIN_MS: u64 = 5_000;
+/// How long a shard retries binding a port that is in use (see [`bind_exclusive`]).
+const BIND_RETRY_MS: u64 = 2_000;
 
 /// `(topic name, partition index)`.
 pub type TopicPartition = (String, i32);
@@ -44,6 +46,9 @@ pub struct Shard {
     pub control: ControlHandle,
     connections_open: Cell<usize>,
     requests_in_flight: Cell<usize>,
+    /// Set once a clean shutdown begins; `stop` wakes the long polls so they answer now.
+    stopping: Cell<bool>,
+    stop: event_listener::Event,
     /// Recovery points from the last clean shutdown, used once when a partition is opened.
     recovery_points: RefCell<HashMap<TopicPartition, i64>>,
 }
@@ -88,6 +93,8 @@ pub async fn run(
     let accepter = glommio::spawn_local(accept_forever(shard.clone(), listener)).detach();
     shutdown_requested().await;
     accepter.cancel();
+    shard.stopping.set(true);
+    shard.stop.notify(usize::MAX);
     // Let in-flight requests finish (bounded), then close every log cleanly.
     let deadline = std::time::Instant::now() + Duration::from_millis(SHUTDOWN_DRAIN_MS);
     while shard.requests_in_flight.get() > 0 && std::time::Instant::now() < deadline {
@@ -118,7 +125,7 @@ async fn start(
 ) -> anyhow::Result<(Rc<Shard>, TcpListener)> {
     let host =
         if config.listener.host.is_empty() { "0.0.0.0".to_string() } else { config.listener.host.clone() };
-    let listener = TcpListener::bind((host.as_str(), spec.port)).map_err(|e| {
+    let listener = bind_exclusive(&host, spec.port).await.map_err(|e| {
         anyhow::anyhow!("cannot listen on {host}:{}: {e} (is the port already in use?)", spec.port)
     })?;
     if let Some(controller_end) = wiring.controller {
@@ -141,6 +148,8 @@ async fn start(
         control,
         connections_open: Cell::new(0),
         requests_in_flight: Cell::new(0),
+        stopping: Cell::new(false),
+        stop: event_listener::Event::new(),
         recovery_points: RefCell::new(recovery_points),
     });
     shard.sync_partitions().await;
@@ -152,6 +161,29 @@ async fn start(
         shard.partitions.borrow().len()
     );
     Ok((shard, listener))
+}
+
+/// Binds a shard's port for this shard alone. glommio's `TcpListener::bind` sets
+/// `SO_REUSEPORT`, which lets a second broker on the same port start and silently share the
+/// connections; std's bind sets only `SO_REUSEADDR` (so a restart still rebinds while old
+/// connections linger in `TIME_WAIT`) and refuses a port another socket listens on.
+///
+/// After a `kill -9` the kernel tears the dead process's io_uring down asynchronously, and
+/// until then its pending `accept` keeps the old listener alive for a moment; so "in use" is
+/// retried for up to [`BIND_RETRY_MS`] before it is reported.
+async fn bind_exclusive(host: &str, port: u16) -> std::io::Result<TcpListener> {
+    use std::os::fd::{FromRawFd, IntoRawFd};
+    let deadline = std::time::Instant::now() + Duration::from_millis(BIND_RETRY_MS);
+    let listener = loop {
+        match std::net::TcpListener::bind((host, port)) {
+            Err(e) if e.kind() == std::io::ErrorKind::AddrInUse && std::time::Instant::now() < deadline => {
+                glommio::timer::sleep(Duration::from_millis(50)).await;
+            }
+            result => break result?,
+        }
+    };
+    // SAFETY: a bound, listening TCP socket whose ownership moves to glommio here.
+    Ok(unsafe { TcpListener::from_raw_fd(listener.into_raw_fd()) })
 }
 
 impl Shard {
@@ -249,6 +281,17 @@ impl Shard {
             }
             Err(e) => tracing::error!("cannot open partition {}-{}: {e}", key.0, key.1),
         }
+    }
+
+    /// Whether a clean shutdown has begun: no new requests, waiting requests answer now.
+    pub fn is_stopping(&self) -> bool {
+        self.stopping.get()
+    }
+
+    /// A listener that fires when a clean shutdown begins (check [`Shard::is_stopping`]
+    /// without an `.await` in between, so the start is not missed).
+    pub fn listen_for_stop(&self) -> event_listener::EventListener {
+        self.stop.listen()
     }
 
     pub fn request_started(&self) {

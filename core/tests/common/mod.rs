@@ -1,6 +1,8 @@
 //! Test harness: the real `shardlog` binary on free ports with a temp data dir.
 #![allow(dead_code)]
 
+pub mod raw;
+
 use std::io::{BufRead, BufReader};
 use std::net::TcpListener;
 use std::path::{Path, PathBuf};
