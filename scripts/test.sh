@@ -15,7 +15,7 @@ command -v cmake >/dev/null 2>&1 || missing+=(cmake)
 [ -f /usr/include/x86_64-linux-gnu/curl/curl.h ] || [ -f /usr/include/curl/curl.h ] || missing+=(libcurl4-openssl-dev)
 # The old clients of core/tests/compat.rs; a release of Debian without one skips its test.
 compat=()
-for package in python3-kafka golang-go gcc golang-github-shopify-sarama-dev golang-github-segmentio-kafka-go-dev; do
+for package in python3-kafka python3-snappy python3-lz4 python3-xxhash golang-go gcc golang-github-shopify-sarama-dev golang-github-segmentio-kafka-go-dev; do
   have_package "$package" || compat+=("$package")
 done
 if [ ${#missing[@]} -gt 0 ] || [ ${#compat[@]} -gt 0 ]; then

@@ -56,6 +56,9 @@ pub fn run(config: BrokerConfig) -> anyhow::Result<()> {
     let meta = MetaProperties::ensure(&config.log_dir, config.node_id)?;
     let recovery_points = take_recovery_points(&config.log_dir);
 
+    for key in crate::config::IGNORED_KEYS.iter().filter(|k| config.static_values.contains_key(**k)) {
+        tracing::info!("{key} is ignored: a thread-per-core broker runs one thread per shard");
+    }
     install_signal_handlers()?;
     let (controller_end, shard_ends) = control_plane(num_shards, ControlPlaneLimits::default());
     let mut controller_end = Some(controller_end);

@@ -5,6 +5,7 @@ mod config;
 mod control_plane;
 mod controller;
 mod errors;
+mod group;
 mod handlers;
 mod meta_properties;
 mod metadata;

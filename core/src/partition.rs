@@ -80,10 +80,6 @@ impl Partition {
         Ok(Rc::new(partition))
     }
 
-    pub fn dir(&self) -> &Path {
-        &self.dir
-    }
-
     pub fn high_watermark(&self) -> i64 {
         self.high_watermark.get()
     }

@@ -9,17 +9,24 @@
 //! topics round-robin over the shards, so a client's second topic is led by shard 1 while its
 //! Metadata was answered by shard 0 (the bootstrap port).
 //!
-//! What the old clients send, and what the `kafka-protocol` 0.18 crate cannot decode:
+//! What the old clients send. The `kafka-protocol` 0.18 crate decodes Produce from v3, Fetch
+//! from v4 and ListOffsets from v1; the older versions, with their magic 0/1 message sets, are
+//! decoded by `shardlog_net::legacy` and converted by `shardlog_storage::legacy_format`, as
+//! Kafka 3.7 up-converts on produce and down-converts on fetch:
 //! - sarama 1.22 sends no ApiVersions; its request versions follow `config.Version`, whose
-//!   default is 0.8.2.0: Produce v0 (magic 0 message sets) and ListOffsets v0. 0.10.0 gives
-//!   Produce v2, Fetch v2, ListOffsets v0; 0.10.1 gives Produce v2, Fetch v3. The crate decodes
-//!   Produce from v3, Fetch from v4 and ListOffsets from v1, so sarama needs `Version >=
-//!   V0_11_0_0` (Produce v3, Fetch v4, ListOffsets v1, Metadata v1; 1.0+ Metadata v5).
+//!   default is 0.8.2.0: Produce v0 (magic 0 message sets), Fetch v0 and ListOffsets v0.
+//!   0.9.0 gives Produce v1, Fetch v1; 0.10.0 Produce v2 (magic 1), Fetch v2, ListOffsets v0;
+//!   0.10.1 Produce v2, Fetch v3, ListOffsets v1; 0.11.0 Produce v3, Fetch v4 (magic 2).
 //! - kafka-go 0.2.1 sends no ApiVersions and has fixed versions that cannot be configured:
-//!   Metadata v1, ListOffsets v1, Produce v2 (magic 1) and Fetch v2. Its Metadata works; its
-//!   Writer and Reader cannot work with this crate.
+//!   Metadata v1, ListOffsets v1, Produce v2 (magic 1) and Fetch v2.
 //! - kafka-python 2.0.2 probes with ApiVersions v0 and picks versions from the answer (it
-//!   infers "2.4.0": Produce v7, Fetch v4, ListOffsets v1, Metadata v1); it works as it is.
+//!   infers "2.4.0": Produce v7, Fetch v4, ListOffsets v1, Metadata v1); pinned with
+//!   `api_version` it sends what that Kafka spoke (0.8.2: Produce v0, Fetch v0, ListOffsets v0;
+//!   0.9: v1, v1, v0; 0.10.0: v2, v2, v0; 0.10.1: v2, v3, v1).
+//!
+//! The client programs take `COMPAT_COMPRESSION=gzip|snappy|lz4`, so the compressed (wrapper)
+//! message sets of each client are tested too, magic-0 LZ4 with Kafka 0.8's broken frame
+//! checksum included (kafka-python).
 mod common;
 
 use std::io::Read;
@@ -71,8 +78,14 @@ struct Run {
 
 /// Runs `program args`, killing it after [`CLIENT_TIMEOUT`].
 fn run(program: &Path, args: &[&str]) -> Run {
+    run_with_env(program, args, &[])
+}
+
+/// [`run`] with extra environment variables.
+fn run_with_env(program: &Path, args: &[&str], env: &[(&str, &str)]) -> Run {
     let mut child = Command::new(program)
         .args(args)
+        .envs(env.iter().copied())
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
@@ -147,20 +160,6 @@ fn go_build(name: &str, tag: &str) -> PathBuf {
     binary
 }
 
-/// Waits (briefly) for the broker's log to contain `needle`: the log is read by another thread.
-fn wait_for_log(broker: &Broker, needle: &str) -> bool {
-    let deadline = Instant::now() + Duration::from_secs(3);
-    loop {
-        if broker.log_text().contains(needle) {
-            return true;
-        }
-        if Instant::now() >= deadline {
-            return false;
-        }
-        std::thread::sleep(Duration::from_millis(20));
-    }
-}
-
 fn kafka_python_script() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/compat/kafka_python_client.py")
 }
@@ -184,8 +183,8 @@ fn kafka_python_produces_consumes_and_lists_topics() {
     }
 }
 
-/// kafka-python pinned to the oldest `api_version` whose requests the broker decodes: 0.11
-/// (Produce v3, Fetch v4, ListOffsets v1, Metadata v1). 0.10 sends Produce v2 and fails.
+/// kafka-python pinned to 0.11 (Produce v3, Fetch v4, ListOffsets v1, Metadata v1): the oldest
+/// `api_version` with magic-2 record batches.
 #[test]
 fn kafka_python_at_api_version_0_11() {
     if !require_package("python3-kafka") {
@@ -229,47 +228,156 @@ fn sarama_produces_and_consumes_with_version_0_11_and_newer() {
     }
 }
 
-/// sarama as it is: `config.Version` defaults to 0.8.2.0, which sends Produce v0 (and, in the
-/// consumer, ListOffsets v0). The `kafka-protocol` crate decodes neither, so the broker closes
-/// the connection as Kafka does for a version it does not serve. Documents the limitation:
-/// when the broker learns these versions, turn this into a success test.
+/// Asserts the broker closed no connection over a version it does not serve.
+fn assert_no_refusals(broker: &Broker) {
+    let log = broker.log_text();
+    assert!(!log.contains("unsupported version"), "{log}");
+    assert!(!log.contains("malformed"), "{log}");
+}
+
+/// sarama as it is: `config.Version` defaults to 0.8.2.0, which sends Produce v0 (magic 0),
+/// Fetch v0 and ListOffsets v0; and the other pre-0.11 versions it can be set to (Produce v1-2,
+/// Fetch v1-3). Both shards, for the default.
 #[test]
-fn sarama_default_version_sends_produce_v0_which_the_crate_cannot_decode() {
+fn sarama_default_version_produces_with_produce_v0_and_consumes_with_fetch_v0() {
     if !require_package("golang-github-shopify-sarama-dev") {
         return;
     }
     let client = go_build("sarama_client", "default");
     let broker = Broker::start(2, &[]);
-    let out = run(&client, &[&broker.bootstrap(), "sarama-default", "5", "default"]);
-    assert!(!out.success);
-    assert!(out.stdout.contains("FAIL: produce (version 0.8.2.0)"), "{}", out.stdout);
-    assert!(wait_for_log(&broker, "unsupported version 0 of Produce"), "{}", broker.log_text());
+    let b = broker.bootstrap();
+    for (topic, version, shown) in [
+        ("sarama-default-on-shard0", "default", "0.8.2.0"),
+        ("sarama-default-on-shard1", "default", "0.8.2.0"),
+        ("sarama090", "0.9.0.0", "0.9.0.0"),
+        ("sarama0100", "0.10.0.0", "0.10.0.0"),
+        ("sarama0101", "0.10.1.0", "0.10.1.0"),
+    ] {
+        let out = run(&client, &[&b, topic, "100", version]);
+        assert!(out.success, "sarama {version} on {topic}: {}", out.stdout);
+        assert!(
+            out.stdout
+                .contains(&format!("sarama version={shown} produced=100 consumed=100 topics_listed=yes")),
+            "{}",
+            out.stdout
+        );
+    }
+    assert_no_refusals(&broker);
 }
 
-/// kafka-go 0.2.1: Metadata v1 works (the program checks it first), but its Writer sends
-/// Produce v2 and its Reader Fetch v2, fixed in the library; the crate decodes Produce from v3
-/// and Fetch from v4. Documents the limitation; turn it into a success test when the broker
-/// learns those versions.
+/// sarama's compressed message sets: one gzip or snappy wrapper per request with magic 0 (its
+/// default version), and lz4 with magic 1 (sarama requires 0.10.0.0 for it).
 #[test]
-fn kafka_go_sends_produce_v2_and_fetch_v2_which_the_crate_cannot_decode() {
+fn sarama_compressed_old_message_sets() {
+    if !require_package("golang-github-shopify-sarama-dev") {
+        return;
+    }
+    let client = go_build("sarama_client", "compressed");
+    let broker = Broker::start(2, &[]);
+    let b = broker.bootstrap();
+    for (codec, version, shown) in
+        [("gzip", "default", "0.8.2.0"), ("snappy", "default", "0.8.2.0"), ("lz4", "0.10.0.0", "0.10.0.0")]
+    {
+        let topic = format!("sarama-{codec}");
+        let out = run_with_env(&client, &[&b, &topic, "100", version], &[("COMPAT_COMPRESSION", codec)]);
+        assert!(out.success, "sarama {version} {codec}: {}", out.stdout);
+        let want =
+            format!("sarama version={shown} compression={codec} produced=100 consumed=100 topics_listed=yes");
+        assert!(out.stdout.contains(&want), "{}", out.stdout);
+    }
+    assert_no_refusals(&broker);
+}
+
+/// kafka-go 0.2.1 as it is: Metadata v1, then its Writer's Produce v2 (magic 1) and its
+/// Reader's ListOffsets v1 and Fetch v2 (down-converted to magic 1), on both shards.
+#[test]
+fn kafka_go_produces_with_produce_v2_and_consumes_with_fetch_v2() {
     if !require_package("golang-github-segmentio-kafka-go-dev") {
         return;
     }
-    let client = go_build("kafkago_client", "refused");
+    let client = go_build("kafkago_client", "works");
     let broker = Broker::start(2, &[]);
     let b = broker.bootstrap();
+    for topic in ["kafkago-on-shard0", "kafkago-on-shard1"] {
+        let out = run(&client, &[&b, topic, "100"]);
+        assert!(out.success, "kafka-go on {topic}: {}", out.stdout);
+        assert!(
+            out.stdout.contains("kafka-go produced=100 consumed=100 topics_listed=yes"),
+            "{}",
+            out.stdout
+        );
+    }
 
-    let out = run(&client, &[&b, "kafkago", "5"]);
-    assert!(!out.success);
-    assert!(out.stdout.contains("FAIL: produce: EOF"), "metadata must have worked: {}", out.stdout);
-    assert!(wait_for_log(&broker, "unsupported version 2 of Produce"), "{}", broker.log_text());
-
-    // The Reader alone, on records another client produced: ListOffsets v1 passes, Fetch v2
-    // closes the connection (the reader retries until its deadline).
+    // The Reader alone, on magic-2 batches another client (librdkafka) produced.
     kcat(&["-b", &b, "-t", "kafkago-read", "-P", "-K", ":"], "k0:v0\nk1:v1\n");
-    let out = run(&client, &[&b, "kafkago-read", "2", "consume", "3"]);
-    assert!(!out.success);
-    assert!(out.stdout.contains("FAIL: consume after 0 of 2"), "{}", out.stdout);
-    assert!(wait_for_log(&broker, "unsupported version 2 of Fetch"), "{}", broker.log_text());
-    assert!(!broker.log_text().contains("unsupported version 1 of ListOffsets"), "{}", broker.log_text());
+    let out = run(&client, &[&b, "kafkago-read", "2", "consume", "10"]);
+    assert!(out.success, "{}", out.stdout);
+    assert!(out.stdout.contains("kafka-go produced=0 consumed=2 topics_listed=yes"), "{}", out.stdout);
+    assert_no_refusals(&broker);
+}
+
+/// kafka-go's Writer with each codec it has: one magic-1 wrapper per batch.
+#[test]
+fn kafka_go_compressed_message_sets() {
+    if !require_package("golang-github-segmentio-kafka-go-dev") {
+        return;
+    }
+    let client = go_build("kafkago_client", "compressed");
+    let broker = Broker::start(2, &[]);
+    let b = broker.bootstrap();
+    for codec in ["gzip", "snappy", "lz4"] {
+        let topic = format!("kafkago-{codec}");
+        let out = run_with_env(&client, &[&b, &topic, "100"], &[("COMPAT_COMPRESSION", codec)]);
+        assert!(out.success, "kafka-go {codec}: {}", out.stdout);
+        let want = format!("kafka-go compression={codec} produced=100 consumed=100 topics_listed=yes");
+        assert!(out.stdout.contains(&want), "{}", out.stdout);
+    }
+    assert_no_refusals(&broker);
+}
+
+/// kafka-python pinned to the Kafka versions before record batches: 0.8.2 (Produce v0, Fetch
+/// v0, ListOffsets v0, magic 0), 0.9 (v1, v1, v0), 0.10.0 (v2, v2, v0, magic 1), 0.10.1 (v2, v3,
+/// v1).
+#[test]
+fn kafka_python_at_api_versions_before_0_11() {
+    if !require_package("python3-kafka") {
+        return;
+    }
+    let broker = Broker::start(2, &[]);
+    let b = broker.bootstrap();
+    let python = Path::new("/usr/bin/python3");
+    for api in ["0.8.2", "0.9", "0.10.0", "0.10.1"] {
+        let topic = format!("py-{api}");
+        let out = run(python, &[kafka_python_script().to_str().unwrap(), &b, &topic, "50", api]);
+        assert!(out.success, "kafka-python api {api}: {}", out.stdout);
+        let want = format!("api={api} produced=50 consumed=50 topics_listed=yes");
+        assert!(out.stdout.contains(&want), "{}", out.stdout);
+    }
+    assert_no_refusals(&broker);
+}
+
+/// kafka-python's compressed message sets at 0.8.2 (magic 0: its LZ4 frames carry Kafka 0.8's
+/// broken header checksum) and 0.10.0 (magic 1). Its snappy and lz4 need Debian's python3-snappy,
+/// python3-lz4 and python3-xxhash.
+#[test]
+fn kafka_python_compressed_old_message_sets() {
+    let packages = ["python3-kafka", "python3-snappy", "python3-lz4", "python3-xxhash"];
+    if !packages.iter().all(|p| require_package(p)) {
+        return;
+    }
+    let broker = Broker::start(2, &[]);
+    let b = broker.bootstrap();
+    let python = Path::new("/usr/bin/python3");
+    for api in ["0.8.2", "0.10.0"] {
+        for codec in ["gzip", "snappy", "lz4"] {
+            let topic = format!("py-{api}-{codec}");
+            let script = kafka_python_script();
+            let args = [script.to_str().unwrap(), &b, &topic, "50", api];
+            let out = run_with_env(python, &args, &[("COMPAT_COMPRESSION", codec)]);
+            assert!(out.success, "kafka-python api {api} {codec}: {}", out.stdout);
+            let want = format!("api={api} compression={codec} produced=50 consumed=50 topics_listed=yes");
+            assert!(out.stdout.contains(&want), "{}", out.stdout);
+        }
+    }
+    assert_no_refusals(&broker);
 }

@@ -125,6 +125,37 @@ fn a_client_that_never_reads_its_fetches_does_not_stall_others() {
 }
 
 #[test]
+fn a_client_that_stops_reading_is_closed_after_connections_max_idle_ms() {
+    let broker = Broker::start(1, &["connections.max.idle.ms=500"]);
+    let port = broker.ports[0];
+    ensure_topic(port, "unread");
+    let mut producer = RawClient::connect(port);
+    let value = vec![b'x'; 512 * 1024];
+    for i in 0..16 {
+        assert_eq!(producer.produce("unread", 0, 1, batch(&[&value])), (NONE, i));
+    }
+    // 8 responses of 8 MiB each: far more than the socket buffers hold.
+    const FETCHES: usize = 8;
+    let mut stuck = RawClient::connect(port);
+    for _ in 0..FETCHES {
+        let (payload, _) = stuck.encode(FETCH_V, &fetch_request("unread", 0, 0, 0, 1));
+        stuck.send_frame(&payload).unwrap();
+    }
+    // Not reading for three idle periods: the broker's send makes no progress all that time,
+    // like a client that vanished without a reset, so the connection is idle and closed.
+    std::thread::sleep(Duration::from_millis(1_500));
+    let mut complete = 0;
+    while let Ok(Some(_)) = stuck.read_frame() {
+        complete += 1;
+        if complete == FETCHES {
+            break;
+        }
+    }
+    assert!(complete < FETCHES, "all {FETCHES} responses were still sent after the idle limit");
+    assert_serving(port);
+}
+
+#[test]
 fn a_client_that_never_reads_does_not_hold_up_a_clean_stop() {
     let mut broker = Broker::start(1, &[]);
     let (dir, ports) = (broker.dir.clone(), broker.ports.clone());
@@ -237,8 +268,8 @@ fn rdkafka_idempotent_producer_delivers_each_message_once_in_order() {
     producer.flush(Duration::from_secs(20)).expect("flush");
     assert_eq!(*deliveries.failed.lock().unwrap(), 0);
     assert_eq!(deliveries.acked.lock().unwrap().len(), N);
-    for partition in 0..2 {
-        let records = read_partition(leaders[partition], "exactly", partition as i32);
+    for (partition, &leader) in leaders.iter().enumerate() {
+        let records = read_partition(leader, "exactly", partition as i32);
         assert_contiguous_from_zero(&records);
         let want: Vec<String> = (0..N).filter(|i| i % 2 == partition).map(|i| format!("m-{i}")).collect();
         assert_eq!(values(&records), want, "partition {partition}");
@@ -293,23 +324,34 @@ fn idempotent_producer_state_survives_sigterm_and_kill_9_restarts() {
 
 // ---- Crash and restart -----------------------------------------------------------------------
 
-#[test]
-fn kill_9_mid_stream_keeps_every_acknowledged_record() {
+/// How a stream of produces is interrupted.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+enum Interruption {
+    Kill9,
+    Sigterm,
+}
+
+/// Streams librdkafka produces (with `producer_config`) to two partitions on two shards,
+/// interrupts the broker mid-stream, restarts it on the same dir and ports, and checks that
+/// every acknowledged record is there at its offset, offsets are contiguous, no value is
+/// stored twice, and new produces follow. Returns the restarted broker's log.
+fn interrupt_mid_stream(topic: &str, interruption: Interruption, producer_config: &[(&str, &str)]) -> String {
     let mut broker = Broker::start(2, &["num.partitions=2"]);
     let (dir, ports) = (broker.dir.clone(), broker.ports.clone());
-    let leaders = ensure_topic(ports[0], "crash");
-    let (producer, deliveries) =
-        producer(&broker.bootstrap(), &[("acks", "1"), ("message.timeout.ms", "1500")]);
+    let leaders = ensure_topic(ports[0], topic);
+    let mut config = vec![("message.timeout.ms", "1500")];
+    config.extend_from_slice(producer_config);
+    let (producer, deliveries) = producer(&broker.bootstrap(), &config);
     let producer = Arc::new(producer);
     let stop = Arc::new(AtomicBool::new(false));
     let sender = {
-        let (producer, stop) = (producer.clone(), stop.clone());
+        let (producer, stop, topic) = (producer.clone(), stop.clone(), topic.to_string());
         std::thread::spawn(move || {
             let mut i = 0usize;
             while !stop.load(Ordering::Relaxed) && i < 1_000_000 {
-                send(&producer, "crash", (i % 2) as i32, &format!("m-{i}"));
+                send(&producer, &topic, (i % 2) as i32, &format!("m-{i}"));
                 i += 1;
-                if i % 64 == 0 {
+                if i & 63 == 0 {
                     std::thread::sleep(Duration::from_millis(1));
                 }
             }
@@ -317,9 +359,15 @@ fn kill_9_mid_stream_keeps_every_acknowledged_record() {
     };
     assert!(
         wait_until(Duration::from_secs(30), || deliveries.acked.lock().unwrap().len() >= 3_000),
-        "too few acknowledgements before the crash"
+        "too few acknowledgements before the interruption"
     );
-    broker.kill();
+    match interruption {
+        Interruption::Kill9 => broker.kill(),
+        Interruption::Sigterm => {
+            let status = broker.stop();
+            assert!(status.success(), "{status:?}: {}", broker.log_text());
+        }
+    }
     stop.store(true, Ordering::Relaxed);
     sender.join().unwrap();
     // Everything still queued fails (message.timeout.ms); then no producer is left to write.
@@ -327,14 +375,17 @@ fn kill_9_mid_stream_keeps_every_acknowledged_record() {
     drop(producer);
     let acked: Vec<(i32, i64, String)> = deliveries.acked.lock().unwrap().clone();
     let failed = *deliveries.failed.lock().unwrap();
-    assert!(failed > 0, "the crash did not interrupt the stream ({} acknowledged)", acked.len());
+    assert!(failed > 0, "the stream was not interrupted ({} acknowledged)", acked.len());
 
     let broker = Broker::start_in(&dir, 2, &[], Some(ports.clone()));
-    assert!(broker.log_text().contains(RECOVERY_SCAN_LOG), "a crash must be followed by a recovery scan");
     let mut by_partition: HashMap<i32, Vec<FetchedRecord>> = HashMap::new();
-    for partition in 0..2 {
-        let records = read_partition(leaders[partition], "crash", partition as i32);
+    for (partition, &leader) in leaders.iter().enumerate() {
+        let records = read_partition(leader, topic, partition as i32);
         assert_contiguous_from_zero(&records);
+        let mut seen = std::collections::HashSet::new();
+        for value in values(&records) {
+            assert!(seen.insert(value.clone()), "{value} is stored twice in partition {partition}");
+        }
         by_partition.insert(partition as i32, records);
     }
     for (partition, offset, value) in &acked {
@@ -342,15 +393,34 @@ fn kill_9_mid_stream_keeps_every_acknowledged_record() {
         assert_eq!(
             record.map(|r| r.value.as_slice()),
             Some(value.as_bytes()),
-            "acknowledged {value} at {partition}/{offset} is missing"
+            "acknowledged {value} at {partition}/{offset} is missing after {interruption:?}"
         );
     }
     // The restarted broker takes new writes right after the recovered ones.
     for partition in 0..2 {
         let end = by_partition[&partition].len() as i64;
         let mut client = RawClient::connect(leaders[partition as usize]);
-        assert_eq!(client.produce("crash", partition, 1, batch(&[b"after the crash"])), (NONE, end));
+        assert_eq!(client.produce(topic, partition, 1, batch(&[b"after the restart"])), (NONE, end));
     }
+    broker.log_text()
+}
+
+#[test]
+fn kill_9_mid_stream_keeps_every_acknowledged_record() {
+    let log = interrupt_mid_stream("crash", Interruption::Kill9, &[("acks", "1")]);
+    assert!(log.contains(RECOVERY_SCAN_LOG), "a crash must be followed by a recovery scan:\n{log}");
+}
+
+#[test]
+fn kill_9_mid_stream_of_idempotent_acks_all_keeps_every_record_once() {
+    let log = interrupt_mid_stream("crash-idem", Interruption::Kill9, &[("enable.idempotence", "true")]);
+    assert!(log.contains(RECOVERY_SCAN_LOG), "{log}");
+}
+
+#[test]
+fn sigterm_mid_stream_keeps_every_acknowledged_record_without_recovery() {
+    let log = interrupt_mid_stream("stopped", Interruption::Sigterm, &[("acks", "all")]);
+    assert!(!log.contains(RECOVERY_SCAN_LOG), "a clean stop must not need a recovery scan:\n{log}");
 }
 
 /// The active (highest base offset) segment file of `<dir>/<topic>-<partition>`.

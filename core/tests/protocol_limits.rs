@@ -25,6 +25,7 @@ const INVALID_TOPIC_EXCEPTION: i16 = 17;
 const INVALID_REQUIRED_ACKS: i16 = 21;
 const UNSUPPORTED_VERSION: i16 = 35;
 const OUT_OF_ORDER_SEQUENCE_NUMBER: i16 = 45;
+const INVALID_RECORD: i16 = 87;
 const INVALID_PRODUCER_EPOCH: i16 = 47;
 
 /// A request every test uses to show the broker still serves a shard: Metadata answered.
@@ -106,6 +107,16 @@ fn batch_over_max_message_bytes_is_message_too_large_and_not_appended() {
     assert_eq!(client.produce("big", 0, 1, batch(&[b"small"])), (NONE, 0));
 }
 
+/// Rewrites a batch's `recordCount` and `lastOffsetDelta` to `count` and fixes its CRC, so
+/// only walking the records shows the lie.
+fn with_record_count(mut batch: Vec<u8>, count: i32) -> Vec<u8> {
+    batch[23..27].copy_from_slice(&(count - 1).to_be_bytes());
+    batch[57..61].copy_from_slice(&count.to_be_bytes());
+    let crc = crc32c::crc32c(&batch[21..]);
+    batch[17..21].copy_from_slice(&crc.to_be_bytes());
+    batch
+}
+
 #[test]
 fn corrupt_batches_are_corrupt_message_and_not_appended() {
     let broker = Broker::start(1, &[]);
@@ -127,6 +138,16 @@ fn corrupt_batches_are_corrupt_message_and_not_appended() {
     let mut trailing = batch(&[b"good"]);
     trailing.extend_from_slice(&batch(&[b"cut short"])[..30]);
     assert_eq!(client.produce("crc", 0, 1, trailing).0, CORRUPT_MESSAGE);
+
+    // Header and CRC consistent, records not: the count promises more (or fewer) records
+    // than the batch holds. Stored, it would give consumers offsets without records.
+    let one = batch(&[b"only one"]);
+    let three = batch(&[b"one", b"two", b"three"]);
+    for (bytes, claimed) in [(one, 3), (three, 1)] {
+        let lying = with_record_count(bytes, claimed);
+        let (error, _) = client.produce("crc", 0, 1, lying);
+        assert!(error == CORRUPT_MESSAGE || error == INVALID_RECORD, "count {claimed}: error {error}");
+    }
 
     assert_eq!(client.list_offset("crc", 0, -1), (NONE, 0), "nothing may be appended");
     assert_eq!(client.produce("crc", 0, 1, batch(&[b"fine"])), (NONE, 0));
@@ -230,19 +251,28 @@ fn api_versions_at_an_unknown_version_gets_the_v0_fallback_and_the_connection_st
 fn unsupported_version_of_another_api_closes_the_connection() {
     let broker = Broker::start(1, &[]);
     let port = broker.ports[0];
-    // Produce v0: acks, timeout, an empty topic array.
-    let mut produce_v0 = header_prefix(ApiKey::Produce as i16, 0, 5);
-    produce_v0.extend_from_slice(&[0, 3, b'o', b'l', b'd']);
-    produce_v0.extend_from_slice(&1i16.to_be_bytes());
-    produce_v0.extend_from_slice(&1000i32.to_be_bytes());
-    produce_v0.extend_from_slice(&0i32.to_be_bytes());
-    // Metadata v99 (past every version).
-    let mut metadata_v99 = header_prefix(ApiKey::Metadata as i16, 99, 6);
-    metadata_v99.extend_from_slice(&[0, 0, 0]);
-    for frame in [produce_v0, metadata_v99] {
+    // One past what the broker advertises (the range it serves is its own business).
+    let req = ApiVersionsRequest::default()
+        .with_client_software_name(StrBytes::from_static_str("rust"))
+        .with_client_software_version(StrBytes::from_static_str("1.0"));
+    let advertised: ApiVersionsResponse = RawClient::connect(port).call(3, &req);
+    let max_of = |key: ApiKey| {
+        advertised.api_keys.iter().find(|k| k.api_key == key as i16).expect("advertised").max_version
+    };
+    let mut frames = Vec::new();
+    for key in [ApiKey::Produce, ApiKey::Fetch, ApiKey::ListOffsets, ApiKey::Metadata] {
+        for version in [max_of(key) + 1, 99] {
+            // A flexible header (client id, no tagged fields), then a few body bytes.
+            let mut frame = header_prefix(key as i16, version, 5);
+            frame.extend_from_slice(&[0, 3, b'n', b'e', b'w', 0]);
+            frame.extend_from_slice(&[0, 0, 0, 0, 1, 0]);
+            frames.push((key, version, frame));
+        }
+    }
+    for (key, version, frame) in frames {
         let mut client = RawClient::connect(port);
         client.send_frame(&frame).unwrap();
-        client.assert_closed();
+        assert!(client.closed_within(Duration::from_secs(5)), "{key:?} v{version} was not closed");
     }
     assert_serving(port);
 }
@@ -309,7 +339,9 @@ fn garbage_frames_close_the_connection_and_the_broker_keeps_serving() {
     frames.push([header_prefix(0x7f00, 1, 1), pseudo_random_bytes(1, 40)].concat());
     // Valid fixed headers of served APIs followed by random bytes.
     for (seed, (api_key, version)) in
-        [(0i16, 9i16), (1, 12), (3, 12), (3, 0), (2, 7), (22, 4)].into_iter().enumerate()
+        [(0i16, 9i16), (0, 0), (0, 2), (1, 12), (1, 0), (1, 3), (3, 12), (3, 0), (2, 7), (22, 4)]
+            .into_iter()
+            .enumerate()
     {
         for len in [1usize, 17, 200] {
             let body = pseudo_random_bytes(seed as u64 * 1000 + len as u64, len);

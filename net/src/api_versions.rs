@@ -2,7 +2,9 @@
 //!
 //! Each range is the intersection of three things: what Kafka 3.7 (the course's version)
 //! serves, what the `kafka-protocol` 0.18 crate decodes (it dropped the versions Kafka 4.0
-//! removed, e.g. Produce v0-2 and Fetch v0-3), and what our structural guard has a schema for.
+//! removed, e.g. Produce v0-2 and Fetch v0-3) or [`crate::legacy`] decodes by hand in its place
+//! (Produce v0-2, Fetch v0-3, ListOffsets v0: old clients send them), and what our structural
+//! guard has a schema for.
 //! A request outside its range is answered as Kafka does: ApiVersions gets the v0 fallback
 //! response, every other API gets its connection closed.
 
@@ -28,38 +30,36 @@ const fn api(api_key: ApiKey, min_version: i16, max_version: i16) -> SupportedAp
     SupportedApi { api_key, min_version, max_version }
 }
 
-/// The APIs this broker serves. Kafka 3.7 maxima in the comments; minima are the crate's.
+/// The APIs this broker serves. Kafka 3.7 maxima in the comments; minima are the crate's, or
+/// those of [`crate::legacy`] below it.
 pub const SUPPORTED_APIS: &[SupportedApi] = &[
-    api(ApiKey::Produce, 3, 10),                // Kafka 3.7: 0-10; crate: 3-13
-    api(ApiKey::Fetch, 4, 16),                  // Kafka 3.7: 0-16; crate: 4-18
-    api(ApiKey::ListOffsets, 1, 8),             // Kafka 3.7: 0-8; crate: 1-10
-    api(ApiKey::Metadata, 0, 12),               // Kafka 3.7: 0-12; crate: 0-13
-    api(ApiKey::ApiVersions, 0, 3),             // Kafka 3.7: 0-3; crate: 0-4
-    api(ApiKey::CreateTopics, 2, 7),            // Kafka 3.7: 0-7; crate: 2-7
-    api(ApiKey::DeleteTopics, 1, 6),            // Kafka 3.7: 0-6; crate: 1-6
-    api(ApiKey::DeleteRecords, 0, 2),           // Kafka 3.7: 0-2
-    api(ApiKey::InitProducerId, 0, 4),          // Kafka 3.7: 0-4; crate: 0-5
-    api(ApiKey::DescribeConfigs, 1, 4),         // Kafka 3.7: 0-4; crate: 1-4
-    api(ApiKey::AlterConfigs, 0, 2),            // Kafka 3.7: 0-2
-    api(ApiKey::DescribeLogDirs, 1, 4),         // Kafka 3.7: 0-4; crate: 1-4
-    api(ApiKey::CreatePartitions, 0, 3),        // Kafka 3.7: 0-3
+    api(ApiKey::Produce, 0, 10),         // Kafka 3.7: 0-10; crate: 3-13; legacy: 0-2
+    api(ApiKey::Fetch, 0, 16),           // Kafka 3.7: 0-16; crate: 4-18; legacy: 0-3
+    api(ApiKey::ListOffsets, 0, 8),      // Kafka 3.7: 0-8; crate: 1-10; legacy: 0
+    api(ApiKey::Metadata, 0, 12),        // Kafka 3.7: 0-12; crate: 0-13
+    api(ApiKey::ApiVersions, 0, 3),      // Kafka 3.7: 0-3; crate: 0-4
+    api(ApiKey::CreateTopics, 2, 7),     // Kafka 3.7: 0-7; crate: 2-7
+    api(ApiKey::DeleteTopics, 1, 6),     // Kafka 3.7: 0-6; crate: 1-6
+    api(ApiKey::DeleteRecords, 0, 2),    // Kafka 3.7: 0-2
+    api(ApiKey::InitProducerId, 0, 4),   // Kafka 3.7: 0-4; crate: 0-5
+    api(ApiKey::DescribeConfigs, 1, 4),  // Kafka 3.7: 0-4; crate: 1-4
+    api(ApiKey::AlterConfigs, 0, 2),     // Kafka 3.7: 0-2
+    api(ApiKey::DescribeLogDirs, 1, 4),  // Kafka 3.7: 0-4; crate: 1-4
+    api(ApiKey::CreatePartitions, 0, 3), // Kafka 3.7: 0-3
     api(ApiKey::IncrementalAlterConfigs, 0, 1), // Kafka 3.7: 0-1
-    api(ApiKey::DescribeCluster, 0, 1),         // Kafka 3.7: 0-1; crate: 0-2
-];
-
-/// Group-coordinator APIs with their Kafka 3.7 ∩ crate ranges. Not advertised yet: append
-/// them to [`SUPPORTED_APIS`] when core serves them (the guard already has their schemas).
-pub const GROUP_APIS: &[SupportedApi] = &[
-    api(ApiKey::FindCoordinator, 0, 4),
-    api(ApiKey::JoinGroup, 0, 9),
-    api(ApiKey::Heartbeat, 0, 4),
-    api(ApiKey::LeaveGroup, 0, 5),
-    api(ApiKey::SyncGroup, 0, 5),
-    api(ApiKey::DescribeGroups, 0, 5),
-    api(ApiKey::ListGroups, 0, 4),
-    api(ApiKey::OffsetCommit, 2, 9), // Kafka 3.7: 0-9; crate: 2-9
-    api(ApiKey::OffsetFetch, 1, 9),  // Kafka 3.7: 0-9; crate: 1-9
-    api(ApiKey::DeleteGroups, 0, 2),
+    api(ApiKey::DescribeCluster, 0, 1),  // Kafka 3.7: 0-1; crate: 0-2
+    // Group coordinator (classic protocol).
+    api(ApiKey::FindCoordinator, 0, 4), // Kafka 3.7: 0-4; crate: 0-6
+    api(ApiKey::JoinGroup, 0, 9),       // Kafka 3.7: 0-9
+    api(ApiKey::Heartbeat, 0, 4),       // Kafka 3.7: 0-4
+    api(ApiKey::LeaveGroup, 0, 5),      // Kafka 3.7: 0-5
+    api(ApiKey::SyncGroup, 0, 5),       // Kafka 3.7: 0-5
+    api(ApiKey::DescribeGroups, 0, 5),  // Kafka 3.7: 0-5; crate: 0-6
+    api(ApiKey::ListGroups, 0, 4),      // Kafka 3.7: 0-4; crate: 0-5
+    api(ApiKey::OffsetCommit, 2, 9),    // Kafka 3.7: 0-9; crate: 2-10
+    api(ApiKey::OffsetFetch, 1, 9),     // Kafka 3.7: 0-9; crate: 1-10
+    api(ApiKey::OffsetDelete, 0, 0),    // Kafka 3.7: 0
+    api(ApiKey::DeleteGroups, 0, 2),    // Kafka 3.7: 0-2
 ];
 
 /// The advertised range for `api_key`, or `None` if the broker does not serve it.
@@ -100,6 +100,7 @@ pub(crate) fn crate_request_versions(api_key: ApiKey) -> VersionRange {
         ApiKey::OffsetCommit => OffsetCommitRequest::VERSIONS,
         ApiKey::OffsetFetch => OffsetFetchRequest::VERSIONS,
         ApiKey::DeleteGroups => DeleteGroupsRequest::VERSIONS,
+        ApiKey::OffsetDelete => OffsetDeleteRequest::VERSIONS,
         other => other.valid_versions(),
     }
 }
@@ -145,10 +146,18 @@ mod tests {
 
     #[test]
     fn table_is_within_the_crate_and_the_guard() {
-        for a in SUPPORTED_APIS.iter().chain(GROUP_APIS) {
+        for a in SUPPORTED_APIS {
             let crate_range = crate_request_versions(a.api_key);
             assert!(a.min_version <= a.max_version, "{a:?}");
-            assert!(crate_range.min <= a.min_version && a.max_version <= crate_range.max, "{a:?}");
+            // Below the crate's range, the legacy decoder must cover it, right up to the crate's.
+            let min = match crate::legacy::legacy_versions(a.api_key) {
+                Some(legacy) => {
+                    assert_eq!(legacy.max + 1, crate_range.min, "{a:?}: gap between legacy and crate");
+                    legacy.min
+                }
+                None => crate_range.min,
+            };
+            assert!(min <= a.min_version && a.max_version <= crate_range.max, "{a:?}");
             assert!(crate::shape::schema(a.api_key).is_some(), "{a:?} has no guard schema");
         }
     }

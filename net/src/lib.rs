@@ -17,7 +17,8 @@
 //!   fallback; other unknown APIs, versions or malformed bodies close the connection
 //!   ([`request::Disposition`]).
 //! - **Record bytes are never copied through user space on the way out** (`sendfile(2)`), and
-//!   produce records stay slices of the request frame on the way in.
+//!   produce records stay slices of the request frame on the way in. The one exception is
+//!   Fetch v0-3 ([`legacy`]): its old message formats exist only after down-conversion.
 //! - **Thread-per-core:** no `Mutex`, no `Arc`; per-shard state is `Rc`/thread-local.
 //!   Nothing here blocks a shard: a slow client parks its task on io_uring, a vanished
 //!   client turns into an error; time limits are the caller's (glommio timers).
@@ -41,6 +42,7 @@ pub mod api_versions;
 pub mod error;
 pub mod fetch;
 pub mod frame;
+pub mod legacy;
 pub mod request;
 pub mod response;
 pub mod sendfile;
@@ -51,6 +53,7 @@ pub use api_versions::{api_versions_fallback_frame, api_versions_response, SUPPO
 pub use error::{KafkaError, NONE};
 pub use fetch::{encode_fetch_response, FetchPartition, FetchResponseParts, FetchTopic, FileRegion};
 pub use frame::{read_frame, FrameError};
+pub use legacy::LegacyRequest;
 pub use request::{parse_request, Disposition, Request, RequestError};
 pub use response::{encode_response, EncodeError};
 pub use sendfile::{send_parts, sendfile_stats, OutPart, SendError, SendfileStats};

@@ -16,6 +16,7 @@ use kafka_protocol::messages::{ApiKey, RequestHeader, RequestKind};
 use kafka_protocol::protocol::Decodable;
 
 use crate::api_versions::supported_versions;
+use crate::legacy::{self, LegacyRequest};
 use crate::shape::{self, ShapeError};
 
 /// api key (2) + api version (2) + correlation id (4): what every header version starts with.
@@ -28,8 +29,12 @@ pub struct Request {
     pub api_key: ApiKey,
     /// The decoded header (version, correlation id, client id, tagged fields).
     pub header: RequestHeader,
-    /// The decoded body.
+    /// The decoded body. For the legacy versions (see [`crate::legacy`]) it is the same request
+    /// translated into the crate's structs; serve those from [`Request::legacy`].
     pub body: RequestKind,
+    /// Produce v0-2, Fetch v0-3 and ListOffsets v0, which the crate no longer decodes: decoded
+    /// by [`crate::legacy`]; their responses are encoded there too. `None` for other versions.
+    pub legacy: Option<LegacyRequest>,
 }
 
 impl Request {
@@ -123,8 +128,13 @@ pub fn parse_request(frame: Bytes) -> Result<Request, RequestError> {
     let malformed =
         |reason: String| RequestError::MalformedBody { api_key, api_version, correlation_id, reason };
     shape::check(api_key, api_version, &buf).map_err(|e: ShapeError| malformed(e.to_string()))?;
+    if legacy::is_legacy(api_key, api_version) {
+        let (legacy, body) =
+            legacy::decode(api_key, api_version, buf).map_err(|e| malformed(e.to_string()))?;
+        return Ok(Request { api_key, header, body, legacy: Some(legacy) });
+    }
     let body = RequestKind::decode(api_key, &mut buf, api_version).map_err(|e| malformed(e.to_string()))?;
-    Ok(Request { api_key, header, body })
+    Ok(Request { api_key, header, body, legacy: None })
 }
 
 #[cfg(test)]
@@ -199,12 +209,17 @@ mod tests {
         assert!(matches!(unknown, RequestError::UnknownApiKey { api_key: 0x7f00, .. }));
         assert_eq!(unknown.disposition(), Disposition::Close);
 
-        // Known to the crate, not served by us (JoinGroup is not advertised yet).
-        let not_served = parse_request(frame_with(ApiKey::JoinGroup, 0, 6, &[])).unwrap_err();
+        // Known to the crate, not served by us (ACLs are not advertised).
+        let not_served = parse_request(frame_with(ApiKey::DescribeAcls, 1, 6, &[])).unwrap_err();
         assert!(matches!(not_served, RequestError::UnknownApiKey { .. }));
 
+        // Produce v11 is past what Kafka 3.7 serves (and what we advertise).
+        let new_produce = parse_request(frame_with(ApiKey::Produce, 11, 7, &[])).unwrap_err();
+        assert!(matches!(new_produce, RequestError::UnsupportedVersion { .. }));
+        assert_eq!(new_produce.disposition(), Disposition::Close);
+        // Produce v2 is served (by the legacy decoder); an empty body is malformed.
         let old_produce = parse_request(frame_with(ApiKey::Produce, 2, 7, &[])).unwrap_err();
-        assert!(matches!(old_produce, RequestError::UnsupportedVersion { .. }));
+        assert!(matches!(old_produce, RequestError::MalformedBody { correlation_id: 7, .. }));
         assert_eq!(old_produce.disposition(), Disposition::Close);
 
         // ApiVersions v9 from a future client: header v2 layout, body we cannot know.
@@ -238,7 +253,45 @@ mod tests {
         for frame in valid_frames(&mut runner, 8) {
             let req = parse_request(frame.clone());
             assert!(req.is_ok(), "{req:?} for {frame:?}");
+            let req = req.unwrap();
+            assert_eq!(req.legacy.is_some(), legacy::is_legacy(req.api_key, req.version()), "{req:?}");
         }
+    }
+
+    #[test]
+    fn legacy_versions_parse_into_legacy_requests() {
+        // Produce v0, as sarama 1.22 sends it by default: topic "t", partition 0, 5 bytes.
+        let mut body = Vec::new();
+        body.extend_from_slice(&1i16.to_be_bytes());
+        body.extend_from_slice(&1000i32.to_be_bytes());
+        body.extend_from_slice(&1i32.to_be_bytes());
+        body.extend_from_slice(&[0, 1, b't']);
+        body.extend_from_slice(&1i32.to_be_bytes());
+        body.extend_from_slice(&0i32.to_be_bytes());
+        body.extend_from_slice(&5i32.to_be_bytes());
+        body.extend_from_slice(b"hello");
+        for version in 0..=2 {
+            let frame = frame_with(ApiKey::Produce, version, 3, &body);
+            let frame_range = frame.as_ptr_range();
+            let req = parse_request(frame.clone()).expect("parse");
+            assert_eq!((req.api_key, req.version(), req.correlation_id()), (ApiKey::Produce, version, 3));
+            let Some(LegacyRequest::Produce(legacy)) = &req.legacy else { panic!("not legacy: {req:?}") };
+            let records = legacy.topics[0].partitions[0].records.clone().expect("records");
+            assert_eq!(&records[..], b"hello");
+            assert!(frame_range.contains(&records.as_ptr()), "records were copied");
+            // `body` holds the same request in the crate's structs.
+            let RequestKind::Produce(produce) = &req.body else { panic!("not produce") };
+            assert_eq!((produce.acks, &*produce.topic_data[0].name.0), (1, "t"));
+        }
+        // Fetch v0-3 and ListOffsets v0 too; v4 and v1 are the crate's again.
+        let fetch_v2 = [vec![0xff; 4], vec![0, 0, 0, 100], vec![0, 0, 0, 1], vec![0, 0, 0, 0]].concat();
+        let req = parse_request(frame_with(ApiKey::Fetch, 2, 4, &fetch_v2)).expect("fetch v2");
+        assert!(matches!(req.legacy, Some(LegacyRequest::Fetch(_))));
+        let list_v0 = [vec![0xff; 4], vec![0, 0, 0, 0]].concat();
+        let req = parse_request(frame_with(ApiKey::ListOffsets, 0, 5, &list_v0)).expect("list offsets v0");
+        assert!(matches!(req.legacy, Some(LegacyRequest::ListOffsets(_))));
+        let req = parse_request(frame_with(ApiKey::ListOffsets, 1, 6, &list_v0)).expect("list offsets v1");
+        assert!(req.legacy.is_none());
     }
 
     proptest! {

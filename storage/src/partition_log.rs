@@ -244,11 +244,11 @@ impl PartitionLog {
     }
 
     /// Appends a producer's record set as leader: validates every batch (CRC, one record per
-    /// offset, `max_message_bytes`) before touching anything, then assigns offsets by rewriting
-    /// `baseOffset` and `partitionLeaderEpoch` in place (and `maxTimestamp` + CRC for
-    /// `LogAppendTime`), and writes the buffer as is — no copy. Returns once the write is
-    /// submitted, so a shard can keep many appends in flight; acknowledge the producer when
-    /// the returned [`WriteDone`] resolves.
+    /// offset, record framing, `max_message_bytes`) before touching anything, then assigns
+    /// offsets by rewriting `baseOffset` and `partitionLeaderEpoch` in place (and
+    /// `maxTimestamp` + CRC for `LogAppendTime`), and writes the buffer as is — no copy.
+    /// Returns once the write is submitted, so a shard can keep many appends in flight;
+    /// acknowledge the producer when the returned [`WriteDone`] resolves.
     pub async fn submit_append(
         &mut self,
         mut records: Vec<u8>,
@@ -267,6 +267,7 @@ impl PartitionLog {
                 };
                 return Err(LogError::InvalidBatch { index, source });
             }
+            batch.check_record_framing().map_err(|source| LogError::InvalidBatch { index, source })?;
         }
         let log_append_time_ms =
             (self.config.message_timestamp_type == TimestampType::LogAppendTime).then_some(now_ms);

@@ -285,6 +285,32 @@ impl<'a> RecordBatch<'a> {
         self.record_count() as i64 == self.last_offset_delta() as i64 + 1
     }
 
+    /// What a producer's uncompressed batch must also satisfy: its records section holds
+    /// exactly `recordCount` length-prefixed records, no bytes before or after. Walks only the
+    /// length varints; compressed sections are left to the reader that decompresses them (the
+    /// produce path never decompresses, DESIGN.md invariant 6).
+    pub fn check_record_framing(&self) -> Result<(), BatchError> {
+        if self.compression_unchecked() != Compression::None {
+            return Ok(());
+        }
+        // Bounded: `check_header` capped the count by the section's length.
+        let mut reader = crate::varint::Reader::new(self.records_bytes());
+        for _ in 0..self.record_count() {
+            if reader.remaining() == 0 {
+                return Err(BatchError::InvalidRecord("fewer records than the batch's recordCount"));
+            }
+            let length = reader.varint()?;
+            if length < 0 {
+                return Err(BatchError::InvalidRecord("negative record length"));
+            }
+            reader.bytes(length as usize)?;
+        }
+        if reader.remaining() != 0 {
+            return Err(BatchError::InvalidRecord("bytes remain after the last record"));
+        }
+        Ok(())
+    }
+
     pub fn check_crc(&self) -> Result<(), BatchError> {
         let stored = self.crc();
         let computed = self.compute_crc();
@@ -660,6 +686,23 @@ pub(crate) mod tests {
             RecordBatch::parse(&b, usize::MAX),
             Err(BatchError::InconsistentRecordCount { .. })
         ));
+    }
+
+    #[test]
+    fn record_framing_must_match_the_record_count() {
+        let b = build_batch(0, 3, 5);
+        RecordBatch::parse(&b, usize::MAX).unwrap().check_record_framing().expect("well framed");
+        // Count and lastOffsetDelta agree with each other but not with the records held.
+        for count in [1i32, 2, 4] {
+            let mut c = b.clone();
+            c[LAST_OFFSET_DELTA_AT..LAST_OFFSET_DELTA_AT + 4].copy_from_slice(&(count - 1).to_be_bytes());
+            c[RECORD_COUNT_AT..RECORD_COUNT_AT + 4].copy_from_slice(&count.to_be_bytes());
+            let batch = RecordBatch::parse(&c, usize::MAX).expect("the header alone is consistent");
+            assert!(
+                matches!(batch.check_record_framing(), Err(BatchError::InvalidRecord(_))),
+                "count {count}"
+            );
+        }
     }
 
     #[test]

@@ -165,12 +165,10 @@ pub struct BrokerConfig {
     pub default_replication_factor: i16,
     pub auto_create_topics_enable: bool,
     pub delete_topic_enable: bool,
-    pub message_max_bytes: usize,
     pub socket_request_max_bytes: usize,
     pub connections_max_idle_ms: i64,
     pub log_retention_check_interval_ms: i64,
     pub log_flush_scheduler_interval_ms: i64,
-    pub log_flush_offset_checkpoint_interval_ms: i64,
     pub offsets_topic_num_partitions: i32,
     pub group_initial_rebalance_delay_ms: i32,
     pub group_min_session_timeout_ms: i32,
@@ -306,12 +304,10 @@ impl BrokerConfig {
             default_replication_factor: v.int("default.replication.factor").min(i16::MAX as i64) as i16,
             auto_create_topics_enable: v.bool("auto.create.topics.enable"),
             delete_topic_enable: v.bool("delete.topic.enable"),
-            message_max_bytes: v.int("message.max.bytes") as usize,
             socket_request_max_bytes: v.int("socket.request.max.bytes") as usize,
             connections_max_idle_ms: v.int("connections.max.idle.ms"),
             log_retention_check_interval_ms: v.int("log.retention.check.interval.ms"),
             log_flush_scheduler_interval_ms: v.int("log.flush.scheduler.interval.ms"),
-            log_flush_offset_checkpoint_interval_ms: v.int("log.flush.offset.checkpoint.interval.ms"),
             offsets_topic_num_partitions: v.int("offsets.topic.num.partitions") as i32,
             group_initial_rebalance_delay_ms: v.int("group.initial.rebalance.delay.ms") as i32,
             group_min_session_timeout_ms: v.int("group.min.session.timeout.ms") as i32,
@@ -440,7 +436,7 @@ mod tests {
         assert_eq!(c.log_dir, PathBuf::from("./shardlog-data"));
         assert!(c.auto_create_topics_enable);
         assert_eq!(c.num_partitions, 1);
-        assert_eq!(c.message_max_bytes, 1048588);
+        assert_eq!(c.log_defaults.max_message_bytes, 1048588);
         assert_eq!(c.socket_request_max_bytes, 104857600);
         assert_eq!(c.log_defaults.retention_ms, 168 * 3_600_000);
         assert_eq!(c.node_id, 1);

@@ -10,11 +10,11 @@ use shardlog_net::kafka_protocol::protocol::StrBytes;
 use shardlog_net::KafkaError;
 use uuid::Uuid;
 
-use super::is_valid_topic_name;
 use crate::controller::{ControlReply, ControlRequest, ControlResponse};
 use crate::metadata::image::TopicImage;
 use crate::metadata::MetadataImage;
 use crate::shard::Shard;
+use shardlog_storage::checkpoint::is_legal_topic_name as is_valid_topic_name;
 
 /// Kafka's `authorized operations` value when the client did not ask for them.
 const AUTHORIZED_OPERATIONS_OMITTED: i32 = i32::MIN;

@@ -3,6 +3,8 @@
 
 mod admin;
 mod fetch;
+mod group;
+mod legacy;
 mod list_offsets;
 mod metadata;
 mod produce;
@@ -23,8 +25,6 @@ use crate::shard::Shard;
 /// How long a request waits for a partition that the image already says this shard leads but
 /// whose log the applier has not opened yet.
 const OPENING_WAIT: Duration = Duration::from_secs(1);
-/// How often it looks again meanwhile (only in that short window after a topic is created).
-const OPENING_RECHECK: Duration = Duration::from_millis(1);
 
 /// What the connection sends back.
 pub enum Response {
@@ -40,6 +40,8 @@ pub enum Response {
 
 pub struct FetchReply {
     pub parts: Vec<OutPart>,
+    /// Held, never read: the regions in `parts` borrow these files' descriptors.
+    #[allow(dead_code)]
     pub reads: Vec<ReadInfo>,
 }
 
@@ -48,6 +50,12 @@ pub async fn handle(shard: &Shard, request: Request) -> Response {
     let correlation_id = request.correlation_id();
     let api_key = request.api_key;
     match request.body {
+        // Produce v0-2, Fetch v0-3, ListOffsets v0: old message formats, own encoders.
+        RequestKind::Produce(_) | RequestKind::Fetch(_) | RequestKind::ListOffsets(_)
+            if request.legacy.is_some() =>
+        {
+            legacy::handle(shard, request.legacy, version, correlation_id).await
+        }
         RequestKind::ApiVersions(_) => {
             let body = shardlog_net::api_versions_response();
             encode(api_key, version, correlation_id, &body)
@@ -106,10 +114,21 @@ pub async fn handle(shard: &Shard, request: Request) -> Response {
             let body = admin::describe_log_dirs(shard, req, version).await;
             encode(api_key, version, correlation_id, &body)
         }
-        other => {
+        body @ (RequestKind::FindCoordinator(_)
+        | RequestKind::JoinGroup(_)
+        | RequestKind::SyncGroup(_)
+        | RequestKind::Heartbeat(_)
+        | RequestKind::LeaveGroup(_)
+        | RequestKind::OffsetCommit(_)
+        | RequestKind::OffsetFetch(_)
+        | RequestKind::OffsetDelete(_)
+        | RequestKind::ListGroups(_)
+        | RequestKind::DescribeGroups(_)
+        | RequestKind::DeleteGroups(_)) => group::handle(shard, &request.header, api_key, body).await,
+        _ => {
             // parse_request only lets advertised APIs through; reaching here is a bug in the
             // table, and Kafka closes the connection on an API it does not serve.
-            Response::Close(format!("no handler for {:?}", api_key_name(&other)))
+            Response::Close(format!("no handler for {api_key:?}"))
         }
     }
 }
@@ -127,11 +146,21 @@ pub async fn led_partition(shard: &Shard, topic: &str, index: i32) -> Result<Rc<
         return Ok(partition);
     }
     let deadline = Instant::now() + OPENING_WAIT;
-    while leads_per_image(shard, topic, index) && Instant::now() < deadline {
-        glommio::timer::sleep(OPENING_RECHECK).await;
+    while leads_per_image(shard, topic, index) {
+        // Listen before looking, so an open between the look and the wait is not missed.
+        let opened = shard.listen_for_partition_changes();
         if let Some(partition) = shard.partition(topic, index) {
             return Ok(partition);
         }
+        let now = Instant::now();
+        if now >= deadline {
+            break;
+        }
+        let _ = glommio::timer::timeout(deadline - now, async {
+            opened.await;
+            Ok(())
+        })
+        .await;
     }
     Err(shard.not_here_error(topic, index))
 }
@@ -144,22 +173,9 @@ fn leads_per_image(shard: &Shard, topic: &str, index: i32) -> bool {
     })
 }
 
-fn api_key_name(body: &RequestKind) -> String {
-    format!("{body:?}").split('(').next().unwrap_or_default().to_string()
-}
-
 fn encode<R: Encodable>(api_key: ApiKey, version: i16, correlation_id: i32, body: &R) -> Response {
     match encode_response(api_key, version, correlation_id, body) {
         Ok(bytes) => Response::Frame(bytes),
         Err(e) => Response::Close(format!("cannot encode the response: {e}")),
     }
-}
-
-/// Kafka's rule for topic names: 1..=249 characters of `[a-zA-Z0-9._-]`, not `.` or `..`.
-pub fn is_valid_topic_name(name: &str) -> bool {
-    !name.is_empty()
-        && name.len() <= 249
-        && name != "."
-        && name != ".."
-        && name.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'.' || b == b'_' || b == b'-')
 }

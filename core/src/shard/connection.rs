@@ -3,8 +3,9 @@
 //! Kafka handles one request per connection at a time (its socket server mutes a channel until
 //! the response is sent), and clients rely on responses arriving in request order, so this
 //! loop is sequential; concurrency comes from many connections. A connection idle for longer
-//! than `connections.max.idle.ms` is closed; a frame over `socket.request.max.bytes` closes it
-//! before anything is allocated; a client that stops reading stalls only its own task.
+//! than `connections.max.idle.ms` is closed, and so is one whose response cannot be sent
+//! within that time (the client stopped reading); a frame over `socket.request.max.bytes`
+//! closes it before anything is allocated; a client that stops reading stalls only its own task.
 
 use std::time::Duration;
 
@@ -53,7 +54,8 @@ pub async fn serve(shard: &Shard, mut stream: TcpStream) {
             Err(e) => match e.disposition() {
                 Disposition::ApiVersionsFallback { correlation_id } => {
                     let Ok(bytes) = api_versions_fallback_frame(correlation_id) else { return };
-                    if stream.write_all(&bytes).await.is_err() {
+                    let send = async { stream.write_all(&bytes).await.map_err(|e| e.to_string()) };
+                    if within_idle_limit(idle_ms, send).await.is_err() {
                         return;
                     }
                     continue;
@@ -66,18 +68,36 @@ pub async fn serve(shard: &Shard, mut stream: TcpStream) {
         };
         shard.request_started();
         let response = handlers::handle(shard, request).await;
-        let sent = match response {
-            Response::None => Ok(()),
-            Response::Frame(bytes) => stream.write_all(&bytes).await.map_err(|e| e.to_string()),
-            Response::Fetch(fetch) => {
-                send_parts(&mut stream, &fetch.parts).await.map(|_| ()).map_err(|e| e.to_string())
+        let send = async {
+            match response {
+                Response::None => Ok(()),
+                Response::Frame(bytes) => stream.write_all(&bytes).await.map_err(|e| e.to_string()),
+                Response::Fetch(fetch) => {
+                    send_parts(&mut stream, &fetch.parts).await.map(|_| ()).map_err(|e| e.to_string())
+                }
+                Response::Close(reason) => Err(reason),
             }
-            Response::Close(reason) => Err(reason),
         };
+        let sent = within_idle_limit(idle_ms, send).await;
         shard.request_finished();
         if let Err(reason) = sent {
             tracing::debug!("closing connection from {peer}: {reason}");
             return;
         }
     }
+}
+
+/// Sends a response, bounded by `connections.max.idle.ms` (when positive): a client that stops
+/// reading, or vanished without a reset, would otherwise park the send for ever and keep the
+/// response's segment files open.
+async fn within_idle_limit(
+    idle_ms: i64,
+    send: impl std::future::Future<Output = Result<(), String>>,
+) -> Result<(), String> {
+    if idle_ms <= 0 {
+        return send.await;
+    }
+    glommio::timer::timeout(Duration::from_millis(idle_ms as u64), async { Ok(send.await) })
+        .await
+        .unwrap_or_else(|_| Err(format!("the client read no response for {idle_ms} ms")))
 }

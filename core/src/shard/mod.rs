@@ -49,8 +49,13 @@ pub struct Shard {
     /// Set once a clean shutdown begins; `stop` wakes the long polls so they answer now.
     stopping: Cell<bool>,
     stop: event_listener::Event,
+    /// Fires whenever partition logs were opened or deleted.
+    partitions_changed: event_listener::Event,
     /// Recovery points from the last clean shutdown, used once when a partition is opened.
     recovery_points: RefCell<HashMap<TopicPartition, i64>>,
+    /// The consumer groups this shard coordinates (those of the `__consumer_offsets`
+    /// partitions it leads).
+    pub groups: crate::group::GroupCoordinator,
 }
 
 pub fn now_ms() -> i64 {
@@ -76,6 +81,11 @@ pub async fn run(
     ready: mpsc::Sender<(usize, anyhow::Result<()>)>,
 ) -> anyhow::Result<CheckpointEntries> {
     let index = spec.index;
+    // Started first, so its timer fires from the very beginning: glommio has a history of
+    // lost cross-executor wake-ups on shared channels (DataDog/glommio#261, #273), and the
+    // reactor re-checks every channel whenever it wakes, so a timer every
+    // `SHUTDOWN_CHECK_INTERVAL` bounds such a stall, start-up included, to that interval.
+    let shutdown = glommio::spawn_local(shutdown_requested()).detach();
     let started = start(spec, config, wiring, recovery_points).await;
     let (shard, listener) = match started {
         Ok(ok) => {
@@ -91,7 +101,7 @@ pub async fn run(
     let applier = glommio::spawn_local(apply_metadata_forever(shard.clone())).detach();
     let maintenance = glommio::spawn_local(maintain_forever(shard.clone())).detach();
     let accepter = glommio::spawn_local(accept_forever(shard.clone(), listener)).detach();
-    shutdown_requested().await;
+    shutdown.await;
     accepter.cancel();
     shard.stopping.set(true);
     shard.stop.notify(usize::MAX);
@@ -150,7 +160,9 @@ async fn start(
         requests_in_flight: Cell::new(0),
         stopping: Cell::new(false),
         stop: event_listener::Event::new(),
+        partitions_changed: event_listener::Event::new(),
         recovery_points: RefCell::new(recovery_points),
+        groups: crate::group::GroupCoordinator::new(),
     });
     shard.sync_partitions().await;
     tracing::info!(
@@ -250,11 +262,14 @@ impl Shard {
         let gone: Vec<TopicPartition> =
             self.partitions.borrow().keys().filter(|k| !keep.contains(*k)).cloned().collect();
         for key in gone {
-            if let Some(p) = self.partitions.borrow_mut().remove(&key) {
+            // Take it out first: a RefCell borrow must not live across the `.await` below.
+            let removed = self.partitions.borrow_mut().remove(&key);
+            if let Some(p) = removed {
                 tracing::info!("deleting partition {}-{}", key.0, key.1);
                 p.delete().await;
             }
         }
+        self.partitions_changed.notify(usize::MAX);
     }
 
     async fn open_partition(
@@ -281,6 +296,11 @@ impl Shard {
             }
             Err(e) => tracing::error!("cannot open partition {}-{}: {e}", key.0, key.1),
         }
+    }
+
+    /// A listener that fires the next time partition logs are opened or deleted.
+    pub fn listen_for_partition_changes(&self) -> event_listener::EventListener {
+        self.partitions_changed.listen()
     }
 
     /// Whether a clean shutdown has begun: no new requests, waiting requests answer now.

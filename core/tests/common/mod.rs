@@ -28,17 +28,37 @@ pub fn free_ports(n: usize) -> Vec<u16> {
 
 impl Broker {
     /// Starts a broker with `shards` shards and extra `key=value` overrides, and waits until
-    /// it listens.
+    /// it listens. Ports are picked free and released before the broker binds them, so a test
+    /// running in parallel may grab one in between: then it starts again on other ports.
     pub fn start(shards: usize, extra: &[&str]) -> Broker {
         let tmp = tempfile::tempdir().unwrap();
         let dir = tmp.path().to_path_buf();
-        let mut b = Broker::start_in(&dir, shards, extra, None);
+        let mut attempt = 0;
+        let mut b = loop {
+            attempt += 1;
+            match Broker::try_start_in(&dir, shards, extra, None) {
+                Ok(b) => break b,
+                Err(log) if attempt < 3 && log.iter().any(|l| l.contains("Address already in use")) => {}
+                Err(log) => panic!("broker did not start: {log:?}"),
+            }
+        };
         b._tmp = Some(tmp);
         b
     }
 
     /// Starts a broker on an existing data dir (for restarts), on `ports` if given.
     pub fn start_in(dir: &Path, shards: usize, extra: &[&str], ports: Option<Vec<u16>>) -> Broker {
+        Broker::try_start_in(dir, shards, extra, ports)
+            .unwrap_or_else(|log| panic!("broker did not start: {log:?}"))
+    }
+
+    /// [`Broker::start_in`], returning the broker's log lines if it does not start.
+    pub fn try_start_in(
+        dir: &Path,
+        shards: usize,
+        extra: &[&str],
+        ports: Option<Vec<u16>>,
+    ) -> Result<Broker, Vec<String>> {
         let ports = ports.unwrap_or_else(|| free_ports(shards));
         let mut overrides = vec![
             format!("log.dirs={}", dir.display()),
@@ -61,19 +81,23 @@ impl Broker {
         std::thread::spawn(move || {
             for line in BufReader::new(stderr).lines().map_while(Result::ok) {
                 if line.contains("shardlog started") {
-                    let _ = tx.send(());
+                    let _ = tx.send(true);
                 }
                 if std::env::var("SHARDLOG_TEST_LOG").is_ok() {
                     eprintln!("broker: {line}");
                 }
                 log_for_thread.lock().unwrap().push(line);
             }
+            // The broker closed its stderr: it exited (or is about to) without starting.
+            let _ = tx.send(false);
         });
-        if rx.recv_timeout(Duration::from_secs(30)).is_err() {
+        if rx.recv_timeout(Duration::from_secs(30)) != Ok(true) {
             let _ = child.kill();
-            panic!("broker did not start: {:?}", log.lock().unwrap());
+            let _ = child.wait();
+            let lines = log.lock().unwrap().clone();
+            return Err(lines);
         }
-        Broker { child: Some(child), dir: dir.to_path_buf(), ports, overrides, _tmp: None, log }
+        Ok(Broker { child: Some(child), dir: dir.to_path_buf(), ports, overrides, _tmp: None, log })
     }
 
     pub fn bootstrap(&self) -> String {

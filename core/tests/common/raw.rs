@@ -118,7 +118,7 @@ impl RawClient {
             }
         }
         let size = i32::from_be_bytes(size);
-        assert!(size >= 0 && size < (256 << 20), "absurd response size {size}");
+        assert!((0..256 << 20).contains(&size), "absurd response size {size}");
         let mut buf = vec![0u8; size as usize];
         self.stream.read_exact(&mut buf)?;
         Ok(Some(Bytes::from(buf)))

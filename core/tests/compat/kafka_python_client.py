@@ -3,8 +3,10 @@
 acks=all, read them back from the beginning without a consumer group, list the topics.
 
 usage: kafka_python_client.py BOOTSTRAP TOPIC N [API_VERSION like 2.4.0]
-Prints `kafka-python VERSION api=... produced=N consumed=N topics_listed=yes|no|skipped` and
-exits 0 when every message came back with its key, value and contiguous offsets; else 1.
+COMPAT_COMPRESSION=gzip|snappy|lz4 sets the producer's compression_type.
+Prints `kafka-python VERSION api=... produced=N consumed=N topics_listed=yes|no|skipped` (with
+`compression=C ` before `produced` when set) and exits 0 when every message came back with its
+key, value and contiguous offsets; else 1.
 """
 import logging
 import os
@@ -29,8 +31,10 @@ def main():
     if len(sys.argv) > 4:
         extra["api_version"] = tuple(int(x) for x in sys.argv[4].split("."))
 
+    compression = os.environ.get("COMPAT_COMPRESSION") or None
     producer = KafkaProducer(bootstrap_servers=bootstrap, acks="all", linger_ms=5,
-                             request_timeout_ms=10000, max_block_ms=10000, **extra)
+                             request_timeout_ms=10000, max_block_ms=10000,
+                             compression_type=compression, **extra)
     api = producer.config["api_version"]
     futures = [producer.send(topic, key=b"k%d" % i, value=b"v%d" % i) for i in range(n)]
     producer.flush(timeout=10)
@@ -70,8 +74,9 @@ def main():
             fail("list_topics %r lacks %s" % (topics, topic))
         listed = "yes"
 
-    print("kafka-python %s api=%s produced=%d consumed=%d topics_listed=%s" % (
-        kafka.__version__, ".".join(map(str, api)), len(metas), len(got), listed))
+    print("kafka-python %s api=%s %sproduced=%d consumed=%d topics_listed=%s" % (
+        kafka.__version__, ".".join(map(str, api)),
+        "compression=%s " % compression if compression else "", len(metas), len(got), listed))
 
 
 if __name__ == "__main__":

@@ -8,8 +8,11 @@
 //
 //	GOPATH=/usr/share/gocode GO111MODULE=off go build -o kafkago_client .
 //
-// Prints `kafka-go produced=N consumed=N topics_listed=yes` and exits 0 when every message came
-// back with its key, value and contiguous offsets; otherwise prints `FAIL: step: error`, exit 1.
+// COMPAT_COMPRESSION=gzip|snappy|lz4 makes the Writer compress (one wrapper message per batch).
+//
+// Prints `kafka-go produced=N consumed=N topics_listed=yes` (with `compression=C ` before
+// `produced` when set) and exits 0 when every message came back with its key, value and
+// contiguous offsets; otherwise prints `FAIL: step: error`, exit 1.
 package main
 
 import (
@@ -21,6 +24,9 @@ import (
 	"time"
 
 	kafka "github.com/segmentio/kafka-go"
+	"github.com/segmentio/kafka-go/gzip"
+	"github.com/segmentio/kafka-go/lz4"
+	"github.com/segmentio/kafka-go/snappy"
 )
 
 func fail(format string, args ...interface{}) {
@@ -114,22 +120,39 @@ func main() {
 			fail("record %d: offset %d key %q value %q", i, m.Offset, m.Key, m.Value)
 		}
 	}
-	fmt.Printf("kafka-go produced=%d consumed=%d topics_listed=yes\n", produced, n)
+	compression := ""
+	if c := os.Getenv("COMPAT_COMPRESSION"); c != "" {
+		compression = "compression=" + c + " "
+	}
+	fmt.Printf("kafka-go %sproduced=%d consumed=%d topics_listed=yes\n", compression, produced, n)
 }
 
 func produce(ctx context.Context, bootstrap, topic string, n int, logger, errorLogger *log.Logger) {
+	var codec kafka.CompressionCodec
+	switch c := os.Getenv("COMPAT_COMPRESSION"); c {
+	case "":
+	case "gzip":
+		codec = gzip.NewCompressionCodec()
+	case "snappy":
+		codec = snappy.NewCompressionCodec()
+	case "lz4":
+		codec = lz4.NewCompressionCodec()
+	default:
+		fail("unknown COMPAT_COMPRESSION %q", c)
+	}
 	w := kafka.NewWriter(kafka.WriterConfig{
-		Brokers:      []string{bootstrap},
-		Topic:        topic,
-		Balancer:     &kafka.Hash{},
-		RequiredAcks: -1,
-		MaxAttempts:  3,
-		BatchSize:    n,
-		BatchTimeout: 10 * time.Millisecond,
-		ReadTimeout:  10 * time.Second,
-		WriteTimeout: 10 * time.Second,
-		Logger:       logger,
-		ErrorLogger:  errorLogger,
+		Brokers:          []string{bootstrap},
+		Topic:            topic,
+		Balancer:         &kafka.Hash{},
+		RequiredAcks:     -1,
+		MaxAttempts:      3,
+		BatchSize:        n,
+		BatchTimeout:     10 * time.Millisecond,
+		CompressionCodec: codec,
+		ReadTimeout:      10 * time.Second,
+		WriteTimeout:     10 * time.Second,
+		Logger:           logger,
+		ErrorLogger:      errorLogger,
 	})
 	msgs := make([]kafka.Message, n)
 	for i := range msgs {

@@ -7,8 +7,12 @@
 //
 //	GOPATH=/usr/share/gocode GO111MODULE=off go build -o sarama_client .
 //
-// Prints `sarama version=V produced=N consumed=N topics_listed=yes` and exits 0 when every
-// message came back with its key, value and contiguous offsets; otherwise exits 1.
+// COMPAT_COMPRESSION=gzip|snappy|lz4|zstd sets Producer.Compression (lz4 needs 0.10.0.0+, zstd
+// 2.1.0+, as sarama checks).
+//
+// Prints `sarama version=V produced=N consumed=N topics_listed=yes` (with `compression=C `
+// before `produced` when set) and exits 0 when every message came back with its key, value and
+// contiguous offsets; otherwise exits 1.
 package main
 
 import (
@@ -57,6 +61,23 @@ func main() {
 	config.Producer.Return.Successes = true
 	config.Producer.Partitioner = sarama.NewHashPartitioner
 	config.Consumer.MaxWaitTime = 200 * time.Millisecond
+	compression := ""
+	switch c := os.Getenv("COMPAT_COMPRESSION"); c {
+	case "":
+	case "gzip":
+		config.Producer.Compression = sarama.CompressionGZIP
+	case "snappy":
+		config.Producer.Compression = sarama.CompressionSnappy
+	case "lz4":
+		config.Producer.Compression = sarama.CompressionLZ4
+	case "zstd":
+		config.Producer.Compression = sarama.CompressionZSTD
+	default:
+		fail("unknown COMPAT_COMPRESSION %q", c)
+	}
+	if c := os.Getenv("COMPAT_COMPRESSION"); c != "" {
+		compression = "compression=" + c + " "
+	}
 
 	client, err := sarama.NewClient([]string{bootstrap}, config)
 	if err != nil {
@@ -126,5 +147,5 @@ func main() {
 	if !listed {
 		fail("topics %v lack %s", topics, topic)
 	}
-	fmt.Printf("sarama version=%s produced=%d consumed=%d topics_listed=yes\n", config.Version, n, consumed)
+	fmt.Printf("sarama version=%s %sproduced=%d consumed=%d topics_listed=yes\n", config.Version, compression, n, consumed)
 }
