@@ -381,3 +381,28 @@ fn kafka_python_compressed_old_message_sets() {
     }
     assert_no_refusals(&broker);
 }
+
+/// sarama's offset and config requests below Kafka 0.11, which the crate does not decode either:
+/// at the default `config.Version` (0.8.2.0) its OffsetManager commits with OffsetCommit v1
+/// (generation -1, no member: a commit outside any group generation) and reads with
+/// OffsetFetch v1; OffsetCommit v0 and OffsetFetch v0 go through its Broker; and
+/// `ClusterAdmin.DescribeConfig` sends DescribeConfigs v0 (sarama 1.22 never sets its version)
+/// — at 0.11.0.0, the lowest `config.Version` at which sarama sends DescribeConfigs at all
+/// (below it the request fails client-side with ErrUnsupportedVersion). Both shards.
+#[test]
+fn sarama_default_version_commits_fetches_offsets_and_describes_configs() {
+    if !require_package("golang-github-shopify-sarama-dev") {
+        return;
+    }
+    let client = go_build("sarama_legacy", "default");
+    let broker = Broker::start(2, &[]);
+    let b = broker.bootstrap();
+    for (topic, group) in [("sarama-legacy-0", "sarama-legacy-g0"), ("sarama-legacy-1", "sarama-legacy-g1")] {
+        let out = run(&client, &[&b, topic, group]);
+        assert!(out.success, "sarama legacy on {topic}: {}", out.stdout);
+        assert!(out.stdout.contains("sarama legacy offsets=ok describe_configs="), "{}", out.stdout);
+        // No topic override: the policy is Kafka's default and v0 says so with `is_default`.
+        assert!(out.stdout.contains(" cleanup.policy=delete default=true"), "{}", out.stdout);
+    }
+    assert_no_refusals(&broker);
+}

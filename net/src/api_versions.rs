@@ -3,7 +3,8 @@
 //! Each range is the intersection of three things: what Kafka 3.7 (the course's version)
 //! serves, what the `kafka-protocol` 0.18 crate decodes (it dropped the versions Kafka 4.0
 //! removed, e.g. Produce v0-2 and Fetch v0-3) or [`crate::legacy`] decodes by hand in its place
-//! (Produce v0-2, Fetch v0-3, ListOffsets v0: old clients send them), and what our structural
+//! (Produce v0-2, Fetch v0-3, ListOffsets v0, DescribeConfigs v0, OffsetCommit v0-1, OffsetFetch
+//! v0: old clients send them), and what our structural
 //! guard has a schema for.
 //! A request outside its range is answered as Kafka does: ApiVersions gets the v0 fallback
 //! response, every other API gets its connection closed.
@@ -42,7 +43,7 @@ pub const SUPPORTED_APIS: &[SupportedApi] = &[
     api(ApiKey::DeleteTopics, 1, 6),     // Kafka 3.7: 0-6; crate: 1-6
     api(ApiKey::DeleteRecords, 0, 2),    // Kafka 3.7: 0-2
     api(ApiKey::InitProducerId, 0, 4),   // Kafka 3.7: 0-4; crate: 0-5
-    api(ApiKey::DescribeConfigs, 1, 4),  // Kafka 3.7: 0-4; crate: 1-4
+    api(ApiKey::DescribeConfigs, 0, 4),  // Kafka 3.7: 0-4; crate: 1-4; legacy: 0
     api(ApiKey::AlterConfigs, 0, 2),     // Kafka 3.7: 0-2
     api(ApiKey::DescribeLogDirs, 1, 4),  // Kafka 3.7: 0-4; crate: 1-4
     api(ApiKey::CreatePartitions, 0, 3), // Kafka 3.7: 0-3
@@ -56,8 +57,8 @@ pub const SUPPORTED_APIS: &[SupportedApi] = &[
     api(ApiKey::SyncGroup, 0, 5),       // Kafka 3.7: 0-5
     api(ApiKey::DescribeGroups, 0, 5),  // Kafka 3.7: 0-5; crate: 0-6
     api(ApiKey::ListGroups, 0, 4),      // Kafka 3.7: 0-4; crate: 0-5
-    api(ApiKey::OffsetCommit, 2, 9),    // Kafka 3.7: 0-9; crate: 2-10
-    api(ApiKey::OffsetFetch, 1, 9),     // Kafka 3.7: 0-9; crate: 1-10
+    api(ApiKey::OffsetCommit, 0, 9),    // Kafka 3.7: 0-9; crate: 2-9; legacy: 0-1
+    api(ApiKey::OffsetFetch, 0, 9),     // Kafka 3.7: 0-9; crate: 1-9; legacy: 0
     api(ApiKey::OffsetDelete, 0, 0),    // Kafka 3.7: 0
     api(ApiKey::DeleteGroups, 0, 2),    // Kafka 3.7: 0-2
 ];

@@ -32,8 +32,9 @@ pub struct Request {
     /// The decoded body. For the legacy versions (see [`crate::legacy`]) it is the same request
     /// translated into the crate's structs; serve those from [`Request::legacy`].
     pub body: RequestKind,
-    /// Produce v0-2, Fetch v0-3 and ListOffsets v0, which the crate no longer decodes: decoded
-    /// by [`crate::legacy`]; their responses are encoded there too. `None` for other versions.
+    /// Produce v0-2, Fetch v0-3, ListOffsets v0, DescribeConfigs v0, OffsetCommit v0-1 and
+    /// OffsetFetch v0, which the crate does not decode: decoded by [`crate::legacy`]; their
+    /// responses are encoded there too. `None` for other versions.
     pub legacy: Option<LegacyRequest>,
 }
 

@@ -123,8 +123,9 @@ static METADATA: Struct =
 static PRODUCE_PARTITION: Struct = st(&[all(I32), all(Ty::Bytes)]);
 static PRODUCE_TOPIC: Struct =
     st(&[span(0, 12, Ty::Str), from(13, UUID), all(Ty::Array(&PRODUCE_PARTITION))]);
-// Versions below the crate's (Produce v0-2, Fetch v0-3, ListOffsets v0) are decoded by
-// `crate::legacy`; the tables cover them too, so the guard and the test generator see them.
+// Versions below the crate's (Produce v0-2, Fetch v0-3, ListOffsets v0, DescribeConfigs v0,
+// OffsetCommit v0-1, OffsetFetch v0) are decoded by `crate::legacy`; the tables cover them
+// too, so the guard and the test generator see them.
 static PRODUCE: Struct = st(&[from(3, Ty::Str), all(I16), all(I32), all(Ty::Array(&PRODUCE_TOPIC))]);
 
 static FETCH_PARTITION: Struct = Struct {
@@ -179,7 +180,8 @@ static CREATE_PARTITIONS_TOPIC: Struct =
 static CREATE_PARTITIONS: Struct = st(&[all(Ty::Array(&CREATE_PARTITIONS_TOPIC)), all(I32), all(BOOL)]);
 
 static DESCRIBE_CONFIGS_RESOURCE: Struct = st(&[all(I8), all(Ty::Str), all(Ty::ArrayStr)]);
-static DESCRIBE_CONFIGS: Struct = st(&[all(Ty::Array(&DESCRIBE_CONFIGS_RESOURCE)), all(BOOL), from(3, BOOL)]);
+static DESCRIBE_CONFIGS: Struct =
+    st(&[all(Ty::Array(&DESCRIBE_CONFIGS_RESOURCE)), from(1, BOOL), from(3, BOOL)]);
 
 static ALTER_CONFIGS_ENTRY: Struct = st(&[all(Ty::Str), all(Ty::Str)]);
 static ALTER_CONFIGS_RESOURCE: Struct = st(&[all(I8), all(Ty::Str), all(Ty::Array(&ALTER_CONFIGS_ENTRY))]);
@@ -233,14 +235,15 @@ static LEAVE_GROUP_MEMBER: Struct = st(&[from(3, Ty::Str), from(3, Ty::Str), fro
 static LEAVE_GROUP: Struct =
     st(&[all(Ty::Str), span(0, 2, Ty::Str), from(3, Ty::Array(&LEAVE_GROUP_MEMBER))]);
 
-static OFFSET_COMMIT_PARTITION: Struct = st(&[all(I32), all(I64), from(6, I32), all(Ty::Str)]);
+static OFFSET_COMMIT_PARTITION: Struct =
+    st(&[all(I32), all(I64), from(6, I32), span(1, 1, I64), all(Ty::Str)]);
 static OFFSET_COMMIT_TOPIC: Struct = st(&[all(Ty::Str), all(Ty::Array(&OFFSET_COMMIT_PARTITION))]);
 static OFFSET_COMMIT: Struct = st(&[
     all(Ty::Str),
-    all(I32),
-    all(Ty::Str),
+    from(1, I32),
+    from(1, Ty::Str),
     from(7, Ty::Str),
-    span(0, 4, I64),
+    span(2, 4, I64),
     all(Ty::Array(&OFFSET_COMMIT_TOPIC)),
 ]);
 

@@ -263,7 +263,7 @@ async fn leave_group(shard: &Shard, req: LeaveGroupRequest, version: i16) -> Lea
     }
 }
 
-async fn offset_commit(shard: &Shard, req: OffsetCommitRequest) -> OffsetCommitResponse {
+pub(super) async fn offset_commit(shard: &Shard, req: OffsetCommitRequest) -> OffsetCommitResponse {
     let topics: CommitTopics = req
         .topics
         .iter()
@@ -309,7 +309,11 @@ async fn offset_commit(shard: &Shard, req: OffsetCommitRequest) -> OffsetCommitR
     )
 }
 
-async fn offset_fetch(shard: &Shard, req: OffsetFetchRequest, version: i16) -> OffsetFetchResponse {
+pub(super) async fn offset_fetch(
+    shard: &Shard,
+    req: OffsetFetchRequest,
+    version: i16,
+) -> OffsetFetchResponse {
     if version >= 8 {
         let mut groups = Vec::with_capacity(req.groups.len());
         for g in &req.groups {

@@ -16,6 +16,13 @@
 //!   log start for earliest (-2), and for a time the first offset whose timestamp is at or
 //!   after it (Kafka answers a time with segment base offsets by file mtime; the time index
 //!   is the closer answer to what a consumer asks), at most `max_num_offsets` of them.
+//! - **DescribeConfigs v0, OffsetCommit v0–1, OffsetFetch v0** carry no message sets:
+//!   `shardlog_net::legacy` decoded them into the crate's request of the nearest version it
+//!   decodes (DescribeConfigs v1 without synonyms, OffsetCommit v2 with retention -1 — v0 with
+//!   generation -1 and member "", a commit outside any generation — and OffsetFetch v1), so the
+//!   current handlers serve them at that version, and only the response is written in the old
+//!   layout (DescribeConfigs v0 has `is_default` where v1 has `config_source`; OffsetCommit
+//!   v0–1 and OffsetFetch v0 are v2's and v1's layouts).
 
 use std::future::Future;
 use std::rc::Rc;
@@ -23,7 +30,8 @@ use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use shardlog_net::legacy::{
-    encode_fetch_response, encode_list_offsets_response, encode_produce_response,
+    encode_describe_configs_response, encode_fetch_response, encode_list_offsets_response,
+    encode_offset_commit_response, encode_offset_fetch_response, encode_produce_response,
     LegacyFetchPartitionResponse, LegacyFetchRequest, LegacyFetchResponse, LegacyFetchTopicResponse,
     LegacyListOffsetsPartitionResponse, LegacyListOffsetsRequest, LegacyListOffsetsResponse,
     LegacyListOffsetsTopicResponse, LegacyProducePartitionResponse, LegacyProduceRequest,
@@ -52,6 +60,10 @@ const DEFAULT_MAX_MESSAGE_BYTES: usize = 1_048_588;
 const DECOMPRESSED_PER_MESSAGE_BYTES: usize = 16;
 const DECOMPRESSED_BYTES_MIN: usize = 16 << 20;
 const DECOMPRESSED_BYTES_MAX: usize = 128 << 20;
+/// The version whose handler logic serves DescribeConfigs v0 (v1: same fields, no synonyms
+/// asked) and OffsetFetch v0 (v1: same layout, errors per partition).
+const DESCRIBE_CONFIGS_SERVED_AS: i16 = 1;
+const OFFSET_FETCH_SERVED_AS: i16 = 1;
 /// What one compressed batch read from the log may inflate to when down-converting.
 const DOWN_CONVERT_DECOMPRESSED_BYTES_MAX: usize = 64 << 20;
 
@@ -65,6 +77,18 @@ pub async fn handle(
         Some(LegacyRequest::Produce(req)) => produce(shard, req, version, correlation_id).await,
         Some(LegacyRequest::Fetch(req)) => fetch(shard, req, version, correlation_id).await,
         Some(LegacyRequest::ListOffsets(req)) => list_offsets(shard, req, version, correlation_id).await,
+        Some(LegacyRequest::DescribeConfigs(req)) => {
+            let body = super::admin::describe_configs(shard, req, DESCRIBE_CONFIGS_SERVED_AS).await;
+            frame(encode_describe_configs_response(version, correlation_id, &body))
+        }
+        Some(LegacyRequest::OffsetCommit(req)) => {
+            let body = super::group::offset_commit(shard, req).await;
+            frame(encode_offset_commit_response(version, correlation_id, &body))
+        }
+        Some(LegacyRequest::OffsetFetch(req)) => {
+            let body = super::group::offset_fetch(shard, req, OFFSET_FETCH_SERVED_AS).await;
+            frame(encode_offset_fetch_response(version, correlation_id, &body))
+        }
         None => Response::Close("legacy dispatch without a legacy request".to_string()),
     }
 }

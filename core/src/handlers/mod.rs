@@ -50,8 +50,14 @@ pub async fn handle(shard: &Shard, request: Request) -> Response {
     let correlation_id = request.correlation_id();
     let api_key = request.api_key;
     match request.body {
-        // Produce v0-2, Fetch v0-3, ListOffsets v0: old message formats, own encoders.
-        RequestKind::Produce(_) | RequestKind::Fetch(_) | RequestKind::ListOffsets(_)
+        // Produce v0-2, Fetch v0-3, ListOffsets v0: old message formats, own encoders;
+        // DescribeConfigs v0, OffsetCommit v0-1, OffsetFetch v0: current handlers, old layouts.
+        RequestKind::Produce(_)
+        | RequestKind::Fetch(_)
+        | RequestKind::ListOffsets(_)
+        | RequestKind::DescribeConfigs(_)
+        | RequestKind::OffsetCommit(_)
+        | RequestKind::OffsetFetch(_)
             if request.legacy.is_some() =>
         {
             legacy::handle(shard, request.legacy, version, correlation_id).await

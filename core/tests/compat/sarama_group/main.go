@@ -8,7 +8,8 @@
 //	GOPATH=/usr/share/gocode GO111MODULE=off go build -o sarama_group .
 //
 // sarama commits with OffsetCommit v1 unless Consumer.Offsets.Retention is set (then v2);
-// the broker decodes OffsetCommit from v2, so the retention is set here.
+// the retention is set here, so this program commits with v2 (v1, at sarama's default
+// retention, is tested by sarama_legacy).
 //
 // Prints `sarama group consumed=N` and exits 0, or `FAIL: ...` and exits 1.
 package main
