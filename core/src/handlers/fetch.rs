@@ -17,16 +17,17 @@ use crate::partition::Partition;
 use crate::shard::Shard;
 
 /// Kafka's broker-side cap on one fetch response (`fetch.max.bytes`, 55 MiB).
-const FETCH_RESPONSE_BYTES_MAX: usize = 57_671_680;
+pub(super) const FETCH_RESPONSE_BYTES_MAX: usize = 57_671_680;
 /// The longest a fetch may wait, whatever the client asks: bounded waits keep a shutdown quick.
-const FETCH_WAIT_MS_MAX: i32 = 60_000;
+pub(super) const FETCH_WAIT_MS_MAX: i32 = 60_000;
 
-struct Slot {
-    topic_index: usize,
-    partition_index: i32,
-    fetch_offset: i64,
-    partition_max_bytes: usize,
-    target: Result<Rc<Partition>, KafkaError>,
+/// One requested partition of a fetch (any version).
+pub(super) struct Slot {
+    pub topic_index: usize,
+    pub partition_index: i32,
+    pub fetch_offset: i64,
+    pub partition_max_bytes: usize,
+    pub target: Result<Rc<Partition>, KafkaError>,
 }
 
 pub async fn handle(shard: &Shard, req: FetchRequest, version: i16, correlation_id: i32) -> Response {
@@ -69,32 +70,7 @@ pub async fn handle(shard: &Shard, req: FetchRequest, version: i16, correlation_
         }
     }
 
-    let deadline = Instant::now() + max_wait;
-    let has_errors = slots.iter().any(|s| s.target.is_err());
-    let results = loop {
-        // Listen before reading, so an append between the read and the wait is not missed.
-        let mut listeners: Vec<event_listener::EventListener> =
-            slots.iter().filter_map(|s| s.target.as_ref().ok()).map(|p| p.listen_for_append()).collect();
-        let (results, total_bytes) = read_all(&slots, max_bytes).await;
-        let errors = has_errors || results.iter().any(|r| r.is_err());
-        let now = Instant::now();
-        if total_bytes >= min_bytes
-            || errors
-            || now >= deadline
-            || listeners.is_empty()
-            || shard.is_stopping()
-        {
-            break results;
-        }
-        // Woken by the first append to any of the partitions, by a clean shutdown (which
-        // answers with what there is rather than cut the request off), or by the deadline.
-        listeners.push(shard.listen_for_stop());
-        let _ = glommio::timer::timeout(deadline - now, async {
-            wait_any(listeners).await;
-            Ok(())
-        })
-        .await;
-    };
+    let results = long_poll(shard, &slots, max_bytes, min_bytes, max_wait, false).await;
 
     let mut parts = FetchResponseParts::default();
     let mut reads = Vec::new();
@@ -148,10 +124,53 @@ pub async fn handle(shard: &Shard, req: FetchRequest, version: i16, correlation_
     }
 }
 
+/// Reads the slots until at least `min_bytes` are there, an error or a shutdown answers at
+/// once, or `max_wait` passes; woken by appends to the partitions, never by polling.
+pub(super) async fn long_poll(
+    shard: &Shard,
+    slots: &[Slot],
+    max_bytes: usize,
+    min_bytes: usize,
+    max_wait: Duration,
+    min_one_each: bool,
+) -> Vec<Result<ReadInfo, KafkaError>> {
+    let deadline = Instant::now() + max_wait;
+    let has_errors = slots.iter().any(|s| s.target.is_err());
+    loop {
+        // Listen before reading, so an append between the read and the wait is not missed.
+        let mut listeners: Vec<event_listener::EventListener> =
+            slots.iter().filter_map(|s| s.target.as_ref().ok()).map(|p| p.listen_for_append()).collect();
+        let (results, total_bytes) = read_all(slots, max_bytes, min_one_each).await;
+        let errors = has_errors || results.iter().any(|r| r.is_err());
+        let now = Instant::now();
+        if total_bytes >= min_bytes
+            || errors
+            || now >= deadline
+            || listeners.is_empty()
+            || shard.is_stopping()
+        {
+            return results;
+        }
+        // Woken by the first append to any of the partitions, by a clean shutdown (which
+        // answers with what there is rather than cut the request off), or by the deadline.
+        listeners.push(shard.listen_for_stop());
+        let _ = glommio::timer::timeout(deadline - now, async {
+            wait_any(listeners).await;
+            Ok(())
+        })
+        .await;
+    }
+}
+
 /// Reads every slot within the response budget. KIP-74: the first partition with data gets at
 /// least one whole batch even when it is larger than the limits, so a consumer never stalls on
-/// a batch bigger than its `max.partition.fetch.bytes`.
-async fn read_all(slots: &[Slot], max_bytes: usize) -> (Vec<Result<ReadInfo, KafkaError>>, usize) {
+/// a batch bigger than its `max.partition.fetch.bytes`; Fetch v0-2 clients need one per
+/// partition (`min_one_each`).
+async fn read_all(
+    slots: &[Slot],
+    max_bytes: usize,
+    min_one_each: bool,
+) -> (Vec<Result<ReadInfo, KafkaError>>, usize) {
     let mut results = Vec::with_capacity(slots.len());
     let mut total_bytes = 0usize;
     for slot in slots {
@@ -159,8 +178,7 @@ async fn read_all(slots: &[Slot], max_bytes: usize) -> (Vec<Result<ReadInfo, Kaf
             Err(e) => Err(*e),
             Ok(partition) => {
                 let budget = slot.partition_max_bytes.min(max_bytes.saturating_sub(total_bytes));
-                let min_one_batch = total_bytes == 0;
-                partition.read(slot.fetch_offset, budget, min_one_batch).await
+                partition.read(slot.fetch_offset, budget, min_one_each || total_bytes == 0).await
             }
         };
         if let Ok(read) = &result {

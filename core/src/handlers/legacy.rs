@@ -24,9 +24,7 @@
 //!   layout (DescribeConfigs v0 has `is_default` where v1 has `config_source`; OffsetCommit
 //!   v0–1 and OffsetFetch v0 are v2's and v1's layouts).
 
-use std::future::Future;
-use std::rc::Rc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use bytes::Bytes;
 use shardlog_net::legacy::{
@@ -44,15 +42,11 @@ use shardlog_storage::legacy_format::{
 use shardlog_storage::partition_log::ReadInfo;
 use shardlog_storage::record_batch::MAGIC_V2;
 
+use super::fetch::{long_poll, Slot, FETCH_RESPONSE_BYTES_MAX, FETCH_WAIT_MS_MAX};
 use super::Response;
-use crate::partition::Partition;
 use crate::shard::{now_ms, Shard};
 use crate::topic_config::effective_value;
 
-/// Kafka's broker-side cap on one fetch response (`fetch.max.bytes`, 55 MiB).
-const FETCH_RESPONSE_BYTES_MAX: usize = 57_671_680;
-/// The longest a fetch may wait, whatever the client asks (as for current fetches).
-const FETCH_WAIT_MS_MAX: i32 = 60_000;
 /// Kafka's default `message.max.bytes`, if the topic's value cannot be read.
 const DEFAULT_MAX_MESSAGE_BYTES: usize = 1_048_588;
 /// What the compressed wrappers of one produce partition may inflate to, together, per
@@ -197,14 +191,6 @@ async fn produce_one(
 
 // ---- Fetch v0-3 ----
 
-struct Slot {
-    topic_index: usize,
-    partition_index: i32,
-    fetch_offset: i64,
-    partition_max_bytes: usize,
-    target: Result<Rc<Partition>, KafkaError>,
-}
-
 async fn fetch(shard: &Shard, req: LegacyFetchRequest, version: i16, correlation_id: i32) -> Response {
     let magic = if version >= 2 { MAGIC_V1 } else { MAGIC_V0 };
     let max_wait = Duration::from_millis(req.max_wait_ms.clamp(0, FETCH_WAIT_MS_MAX) as u64);
@@ -225,30 +211,7 @@ async fn fetch(shard: &Shard, req: LegacyFetchRequest, version: i16, correlation
         }
     }
 
-    let deadline = Instant::now() + max_wait;
-    let has_errors = slots.iter().any(|s| s.target.is_err());
-    let reads = loop {
-        // Listen before reading, so an append between the read and the wait is not missed.
-        let mut listeners: Vec<event_listener::EventListener> =
-            slots.iter().filter_map(|s| s.target.as_ref().ok()).map(|p| p.listen_for_append()).collect();
-        let (reads, total_bytes) = read_all(&slots, max_bytes, version <= 2).await;
-        let errors = has_errors || reads.iter().any(|r| r.is_err());
-        let now = Instant::now();
-        if total_bytes >= min_bytes
-            || errors
-            || now >= deadline
-            || listeners.is_empty()
-            || shard.is_stopping()
-        {
-            break reads;
-        }
-        listeners.push(shard.listen_for_stop());
-        let _ = glommio::timer::timeout(deadline - now, async {
-            wait_any(listeners).await;
-            Ok(())
-        })
-        .await;
-    };
+    let reads = long_poll(shard, &slots, max_bytes, min_bytes, max_wait, version <= 2).await;
 
     let mut topics: Vec<LegacyFetchTopicResponse> = req
         .topics
@@ -296,29 +259,6 @@ async fn fetch(shard: &Shard, req: LegacyFetchRequest, version: i16, correlation
 /// Whole magic-2 batches for every slot, measured in log bytes for `min_bytes`. The first
 /// partition with data gets at least one batch (KIP-74); with `min_one_each` (v0-2, whose
 /// clients expect a message per partition, see below) every partition does.
-async fn read_all(
-    slots: &[Slot],
-    max_bytes: usize,
-    min_one_each: bool,
-) -> (Vec<Result<ReadInfo, KafkaError>>, usize) {
-    let mut reads = Vec::with_capacity(slots.len());
-    let mut total_bytes = 0usize;
-    for slot in slots {
-        let read = match &slot.target {
-            Err(e) => Err(*e),
-            Ok(partition) => {
-                let budget = slot.partition_max_bytes.min(max_bytes.saturating_sub(total_bytes));
-                partition.read(slot.fetch_offset, budget, min_one_each || total_bytes == 0).await
-            }
-        };
-        if let Ok(read) = &read {
-            total_bytes += read.size_bytes() as usize;
-        }
-        reads.push(read);
-    }
-    (reads, total_bytes)
-}
-
 /// Copies a read's file regions into memory and down-converts them (see the module docs for
 /// why these versions copy).
 async fn convert_read(
@@ -349,18 +289,6 @@ async fn convert_read(
         tracing::error!("legacy fetch: cannot down-convert to magic {magic} from offset {fetch_offset}: {e}");
         KafkaError::CorruptMessage
     })
-}
-
-async fn wait_any(mut listeners: Vec<event_listener::EventListener>) {
-    futures_lite::future::poll_fn(|cx| {
-        for listener in listeners.iter_mut() {
-            if std::pin::Pin::new(listener).poll(cx).is_ready() {
-                return std::task::Poll::Ready(());
-            }
-        }
-        std::task::Poll::Pending
-    })
-    .await
 }
 
 // ---- ListOffsets v0 ----
