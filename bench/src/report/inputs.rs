@@ -1,0 +1,104 @@
+//! What a report directory holds before the report is written: the runs (`runs.jsonl`, one
+//! [`RunResult`] per line), raw tool outputs under `raw/` (iperf3 JSON, dd's summary line,
+//! `machine.txt` key=value facts, `idle-<target>.json` probes) and folded stacks under
+//! `flame/`. Everything is parsed from the tools' own output, never typed in.
+
+use std::collections::BTreeMap;
+use std::path::Path;
+
+use anyhow::{Context, Result};
+use serde::Serialize;
+
+use crate::probe::ProcSample;
+use crate::result::RunResult;
+
+#[derive(Clone, Debug, Default, Serialize)]
+pub struct Machine {
+    /// `key=value` lines of raw/machine.txt (cpu model, cores, kernel, commit, date).
+    pub facts: BTreeMap<String, String>,
+    /// iperf3 over loopback, one stream: bytes per second received.
+    pub loopback_bytes_per_s: Option<f64>,
+    /// dd sequential write with direct I/O (or fdatasync): bytes per second.
+    pub disk_write_bytes_per_s: Option<f64>,
+}
+
+pub struct Inputs {
+    pub machine: Machine,
+    pub runs: Vec<RunResult>,
+    /// Target name → the broker's CPU and RSS when idle after start.
+    pub idle: BTreeMap<String, ProcSample>,
+    /// Profile name (file stem under flame/) → folded stacks text.
+    pub folded: BTreeMap<String, String>,
+}
+
+pub fn load(dir: &Path) -> Result<Inputs> {
+    let runs_path = dir.join("runs.jsonl");
+    let text =
+        std::fs::read_to_string(&runs_path).with_context(|| format!("reading {}", runs_path.display()))?;
+    let mut runs = Vec::new();
+    for (i, line) in text.lines().enumerate().filter(|(_, l)| !l.trim().is_empty()) {
+        runs.push(serde_json::from_str(line).with_context(|| format!("runs.jsonl line {}", i + 1))?);
+    }
+    let raw = dir.join("raw");
+    let mut machine = Machine::default();
+    if let Ok(t) = std::fs::read_to_string(raw.join("machine.txt")) {
+        machine.facts = t
+            .lines()
+            .filter_map(|l| l.split_once('='))
+            .map(|(k, v)| (k.trim().to_string(), v.trim().to_string()))
+            .collect();
+    }
+    if let Ok(t) = std::fs::read_to_string(raw.join("iperf3.json")) {
+        machine.loopback_bytes_per_s = parse_iperf3(&t);
+    }
+    if let Ok(t) = std::fs::read_to_string(raw.join("dd.txt")) {
+        machine.disk_write_bytes_per_s = parse_dd(&t);
+    }
+    let mut idle = BTreeMap::new();
+    let mut folded = BTreeMap::new();
+    for (sub, ext) in [("raw", "json"), ("flame", "folded")] {
+        let Ok(entries) = std::fs::read_dir(dir.join(sub)) else { continue };
+        for e in entries.flatten() {
+            let path = e.path();
+            let Some(stem) = path.file_stem().and_then(|s| s.to_str()).map(str::to_string) else { continue };
+            if path.extension().is_none_or(|x| x != ext) {
+                continue;
+            }
+            let text = std::fs::read_to_string(&path)?;
+            if ext == "folded" {
+                folded.insert(stem, text);
+            } else if let Some(target) = stem.strip_prefix("idle-") {
+                idle.insert(target.to_string(), serde_json::from_str(&text)?);
+            }
+        }
+    }
+    Ok(Inputs { machine, runs, idle, folded })
+}
+
+/// `end.sum_received.bits_per_second` of `iperf3 -J`, in bytes per second.
+pub fn parse_iperf3(json: &str) -> Option<f64> {
+    let v: serde_json::Value = serde_json::from_str(json).ok()?;
+    v.pointer("/end/sum_received/bits_per_second")?.as_f64().map(|b| b / 8.0)
+}
+
+/// dd's summary line: `1073741824 bytes (1.1 GB, 1.0 GiB) copied, 2.5 s, 429 MB/s`; bytes
+/// over seconds, not the rounded rate.
+pub fn parse_dd(text: &str) -> Option<f64> {
+    let line = text.lines().rev().find(|l| l.contains(" copied, "))?;
+    let bytes: f64 = line.split_whitespace().next()?.parse().ok()?;
+    let after = line.split(" copied, ").nth(1)?;
+    let secs: f64 = after.split_whitespace().next()?.replace(',', ".").parse().ok()?;
+    (secs > 0.0).then(|| bytes / secs)
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn parses_tool_output() {
+        let dd = "256+0 records in\n256+0 records out\n268435456 bytes (268 MB, 256 MiB) copied, 0.5 s, 537 MB/s\n";
+        assert_eq!(super::parse_dd(dd), Some(268435456.0 / 0.5));
+        let ip = r#"{"end":{"sum_received":{"bits_per_second":8e10}}}"#;
+        assert_eq!(super::parse_iperf3(ip), Some(1e10));
+        assert_eq!(super::parse_iperf3("{}"), None);
+    }
+}
