@@ -908,3 +908,20 @@ fn lag_is_log_end_minus_committed_through_the_admin_apis() {
         .collect();
     assert_eq!(lag, vec![8, 5, 0]);
 }
+
+/// Kafka creates the offsets topic with its own settings whoever asks first; a Metadata request
+/// that auto-creates it must not give it the broker's defaults (1 partition, delete policy).
+#[test]
+fn metadata_auto_creation_of_the_offsets_topic_uses_its_own_settings() {
+    let broker = Broker::start(2, &["offsets.topic.num.partitions=7"]);
+    let mut client = RawClient::connect(broker.ports[1]);
+    let md = client.metadata(Some(&["__consumer_offsets"]), true);
+    let topic =
+        md.topics.iter().find(|t| t.name.as_ref().is_some_and(|n| n.0.as_str() == "__consumer_offsets"));
+    let topic = topic.expect("offsets topic in the response");
+    assert_eq!(topic.error_code, 0);
+    assert_eq!(topic.partitions.len(), 7);
+    assert!(topic.is_internal);
+    let configs = kcat(&["-b", &broker.bootstrap(), "-L", "-t", "__consumer_offsets"], "");
+    assert!(configs.contains("with 7 partitions"), "{configs}");
+}

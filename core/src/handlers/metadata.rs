@@ -40,7 +40,18 @@ pub async fn handle(shard: &Shard, req: MetadataRequest, version: i16) -> Metada
                 .collect()
         });
         if allow_auto_create && !missing.is_empty() {
-            auto_create(shard, missing).await;
+            // The offsets topic has settings of its own (partition count, compaction); Kafka
+            // creates it with those whoever asks first.
+            let (internal, missing): (Vec<String>, Vec<String>) =
+                missing.into_iter().partition(|name| name == crate::group::OFFSETS_TOPIC);
+            if !internal.is_empty() {
+                if let Err(code) = crate::group::create_offsets_topic(shard).await {
+                    tracing::warn!("auto-creating {}: error {code}", crate::group::OFFSETS_TOPIC);
+                }
+            }
+            if !missing.is_empty() {
+                auto_create(shard, missing).await;
+            }
         }
     }
 
