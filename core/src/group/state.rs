@@ -879,7 +879,9 @@ pub fn join_known_member(g: &GroupRef, req: &JoinRequest) -> JoinOutcome {
     if let Err(error) = grp.validate_member(member_id, req.instance_id.as_deref()) {
         return JoinOutcome::Now(JoinResult::error(member_id, error));
     }
-    let member = grp.member(member_id).expect("validated");
+    let Some(member) = grp.member(member_id) else {
+        return JoinOutcome::Now(JoinResult::error(member_id, code::UNKNOWN_MEMBER_ID));
+    };
     match grp.state {
         GroupState::PreparingRebalance => {
             drop(grp);
@@ -955,7 +957,9 @@ pub fn sync(g: &GroupRef, req: SyncRequest) -> SyncOutcome {
             let waiter = Slot::new();
             grp.pending_sync.remove(&req.member_id);
             let now = now_ms();
-            let m = grp.member_mut(&req.member_id).expect("validated");
+            let Some(m) = grp.member_mut(&req.member_id) else {
+                return SyncOutcome::Now(SyncResult::error(code::UNKNOWN_MEMBER_ID));
+            };
             m.deadline_ms = now + m.session_timeout_ms as i64;
             if let Some(old) = m.sync_waiter.replace(waiter.clone()) {
                 old.put(SyncResult::error(code::REBALANCE_IN_PROGRESS));
@@ -978,7 +982,9 @@ pub fn sync(g: &GroupRef, req: SyncRequest) -> SyncOutcome {
         GroupState::Stable => {
             grp.pending_sync.remove(&req.member_id);
             let now = now_ms();
-            let m = grp.member_mut(&req.member_id).expect("validated");
+            let Some(m) = grp.member_mut(&req.member_id) else {
+                return SyncOutcome::Now(SyncResult::error(code::UNKNOWN_MEMBER_ID));
+            };
             m.deadline_ms = now + m.session_timeout_ms as i64;
             let assignment = m.assignment.clone();
             SyncOutcome::Now(SyncResult {
