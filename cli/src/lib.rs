@@ -1,6 +1,8 @@
-//! `shardlog-cli`: the command-line tools of the `shardlog` binary, as a library. Today that is
-//! `dump-log` (Kafka's `kafka-dump-log.sh`); the broker binary in `core` only parses arguments
-//! with the clap types defined here and calls the tool's `run`.
+//! `shardlog-cli`: the command-line tools of the `shardlog` binary, as a library: `dump-log`
+//! (Kafka's `kafka-dump-log.sh`) and the network tools `topics`, `get-offsets` and
+//! `broker-api-versions` (over [`client`], a blocking `kafka-protocol` client — no librdkafka,
+//! so the binary builds without cmake). The broker binary in `core` only parses arguments with
+//! the clap types defined here and calls the tool's `run`.
 //!
 //! Owns each tool's arguments, `--help` text and output format. The output of a tool that
 //! mirrors a Kafka tool is byte-for-byte what Kafka 3.7's tool prints, so scripts and habits
@@ -13,4 +15,9 @@
 //! `Write`rs they are handed (tests run them in-process) and report failures in their outcome
 //! so the binary can exit non-zero.
 
+pub mod admin;
+pub mod broker_api_versions;
+pub mod client;
 pub mod dump_log;
+pub mod get_offsets;
+pub mod topics;

@@ -1,5 +1,6 @@
 //! The `shardlog` binary: one clap CLI with a subcommand per job. `start` runs the broker;
-//! `dump-log` runs the tool in `shardlog-cli`.
+//! `dump-log`, `topics`, `get-offsets` and `broker-api-versions` run tools in `shardlog-cli`;
+//! `storage` runs `tools.rs`.
 mod broker;
 mod config;
 mod control_plane;
@@ -11,6 +12,7 @@ mod meta_properties;
 mod metadata;
 mod partition;
 mod shard;
+mod tools;
 mod topic_config;
 
 use std::io::{self, Write};
@@ -27,7 +29,11 @@ use clap::{Parser, Subcommand};
         shardlog start\n  \
         shardlog start --config server.properties --override log.dirs=/var/lib/shardlog\n  \
         shardlog dump-log --files /var/lib/shardlog/orders-0/00000000000000000000.log --print-data-log\n  \
-        shardlog dump-log --help"
+        shardlog dump-log --help\n  \
+        shardlog topics --bootstrap-server localhost:9092 --create --topic orders --partitions 3\n  \
+        shardlog get-offsets --bootstrap-server localhost:9092 --topic orders\n  \
+        shardlog storage random-uuid\n  \
+        shardlog broker-api-versions --bootstrap-server localhost:9092"
 )]
 struct Cli {
     #[command(subcommand)]
@@ -40,6 +46,10 @@ enum Command {
     Start(StartArgs),
     // About and help text come from `DumpLogArgs` (a doc comment here would replace them).
     DumpLog(shardlog_cli::dump_log::DumpLogArgs),
+    Topics(shardlog_cli::topics::TopicsArgs),
+    GetOffsets(shardlog_cli::get_offsets::GetOffsetsArgs),
+    BrokerApiVersions(shardlog_cli::broker_api_versions::BrokerApiVersionsArgs),
+    Storage(tools::StorageArgs),
 }
 
 #[derive(Debug, clap::Args)]
@@ -60,6 +70,14 @@ fn main() -> ExitCode {
     match cli.command {
         Command::Start(args) => start(args),
         Command::DumpLog(args) => dump_log(&args),
+        Command::Topics(args) => client_tool(|out| shardlog_cli::topics::run(&args, out).map_err(|e| e.0)),
+        Command::GetOffsets(args) => {
+            client_tool(|out| shardlog_cli::get_offsets::run(&args, out).map_err(|e| e.0))
+        }
+        Command::BrokerApiVersions(args) => {
+            client_tool(|out| shardlog_cli::broker_api_versions::run(&args, out).map_err(|e| e.0))
+        }
+        Command::Storage(args) => client_tool(|out| tools::run(&args, out)),
     }
 }
 
@@ -100,6 +118,23 @@ fn dump_log(args: &shardlog_cli::dump_log::DumpLogArgs) -> ExitCode {
         Err(e) if e.kind() == io::ErrorKind::BrokenPipe => ExitCode::FAILURE,
         Err(e) => {
             let _ = writeln!(err, "error: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// Runs a tool that writes to stdout and fails with one line: the line goes to stderr and the
+/// exit is non-zero.
+fn client_tool(run: impl FnOnce(&mut dyn Write) -> Result<(), String>) -> ExitCode {
+    let stdout = io::stdout();
+    let mut out = io::BufWriter::new(stdout.lock());
+    let result = run(&mut out);
+    let flushed = out.flush();
+    match result {
+        Ok(()) if flushed.is_ok() => ExitCode::SUCCESS,
+        Ok(()) => ExitCode::FAILURE,
+        Err(line) => {
+            let _ = writeln!(io::stderr(), "{line}");
             ExitCode::FAILURE
         }
     }
