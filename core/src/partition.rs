@@ -17,6 +17,7 @@ use shardlog_storage::log_config::LogConfig;
 use shardlog_storage::partition_log::{PartitionLog, ReadInfo, TimestampAndOffset};
 use shardlog_storage::producer_state::{snapshot_file_name, ProducerCheck, ProducerStateManager};
 use shardlog_storage::record_batch::BatchIter;
+use shardlog_storage::records::Records;
 
 use crate::errors::{log_error, producer_error};
 
@@ -100,6 +101,10 @@ impl Partition {
     pub async fn append(&self, records: Bytes, now_ms: i64) -> Result<ProduceResult, KafkaError> {
         let mut log = self.log.write().await.map_err(|_| KafkaError::KafkaStorageError)?;
         let max_batch_bytes = log.config().max_message_bytes as usize;
+        if log.config().cleanup_policy.compact && !every_record_has_a_key(&records, max_batch_bytes) {
+            // Kafka: "Compacted topic cannot accept message without key".
+            return Err(KafkaError::InvalidRecord);
+        }
         let mut idempotent_batches = 0;
         let mut batch_count = 0;
         for item in BatchIter::new(&records, max_batch_bytes) {
@@ -211,8 +216,14 @@ impl Partition {
         }
     }
 
-    /// Periodic housekeeping: flush when the policy says so, retention, delayed deletes.
-    pub async fn maintain(&self, now_ms: i64, retention_due: bool) -> Result<(), KafkaError> {
+    /// Periodic housekeeping: flush when the policy says so, retention, delayed deletes, and
+    /// (with `dedupe_buffer_bytes`, i.e. `log.cleaner.enable`) the log cleaner.
+    pub async fn maintain(
+        &self,
+        now_ms: i64,
+        retention_due: bool,
+        dedupe_buffer_bytes: Option<usize>,
+    ) -> Result<(), KafkaError> {
         let mut log = self.log.write().await.map_err(|_| KafkaError::KafkaStorageError)?;
         if log.flush_due(now_ms) {
             log.flush().await.map_err(|e| log_error(&e))?;
@@ -222,6 +233,31 @@ impl Partition {
             self.log_start_offset.set(log.log_start_offset());
         }
         log.remove_deleted_segments(now_ms).await.map_err(|e| log_error(&e))?;
+        drop(log);
+        if let Some(dedupe_buffer_bytes) = dedupe_buffer_bytes {
+            self.clean(now_ms, dedupe_buffer_bytes).await?;
+        }
+        Ok(())
+    }
+
+    /// One log-cleaner pass when `cleanup.policy` includes `compact` and the dirty ratio (or
+    /// `max.compaction.lag.ms`) says so. The write lock is held only to plan the pass and to
+    /// swap the cleaned segments in; reading and rewriting the segments runs unlocked (it
+    /// yields between batches), so produce and fetch on this partition go on meanwhile. If
+    /// the log changed under the pass (retention deleted a segment), the swap is dropped.
+    async fn clean(&self, now_ms: i64, dedupe_buffer_bytes: usize) -> Result<(), KafkaError> {
+        let plan = {
+            let log = self.log.read().await.map_err(|_| KafkaError::KafkaStorageError)?;
+            if !log.clean_due(now_ms) {
+                return Ok(());
+            }
+            log.plan_clean(now_ms, dedupe_buffer_bytes)
+        };
+        let Some(plan) = plan else { return Ok(()) };
+        let cleaned = plan.build().await.map_err(|e| log_error(&e))?;
+        let mut log = self.log.write().await.map_err(|_| KafkaError::KafkaStorageError)?;
+        let stats = log.install_cleaned(cleaned).await.map_err(|e| log_error(&e))?;
+        tracing::debug!("{}-{}: cleaner pass {stats:?}", self.topic, self.index);
         Ok(())
     }
 
@@ -258,6 +294,20 @@ impl Partition {
             tracing::warn!("cannot remove {}: {e}", self.dir.display());
         }
     }
+}
+
+/// Whether every record of every data batch of `records` has a key, as a compacted topic
+/// requires. This is the one record-level look on the produce path, and only for compacted
+/// topics (Kafka decompresses there too); batches that do not parse are left to the log's
+/// validation.
+fn every_record_has_a_key(records: &[u8], max_batch_bytes: usize) -> bool {
+    let max_uncompressed_bytes = max_batch_bytes.saturating_mul(16).max(1 << 20);
+    BatchIter::new(records, max_batch_bytes).flatten().filter(|(_, batch)| !batch.is_control()).all(
+        |(_, batch)| match Records::decode(batch, max_uncompressed_bytes) {
+            Ok(decoded) => decoded.iter().all(|r| r.map_or(true, |r| r.key.is_some())),
+            Err(_) => true,
+        },
+    )
 }
 
 /// Producer state = the newest `<offset>.snapshot` at or below the log end (written on clean

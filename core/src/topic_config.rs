@@ -3,7 +3,7 @@
 
 use std::collections::BTreeMap;
 
-use shardlog_storage::log_config::LogConfig;
+use shardlog_storage::log_config::{CleanupPolicy, LogConfig};
 use shardlog_storage::record_batch::TimestampType;
 
 use crate::config::BrokerConfig;
@@ -89,6 +89,22 @@ pub fn log_config_for(broker: &BrokerConfig, topic_configs: &BTreeMap<String, St
     if let Some(v) = int("file.delete.delay.ms") {
         config.file_delete_delay_ms = v;
     }
+    if let Some(v) = int("delete.retention.ms") {
+        config.delete_retention_ms = v;
+    }
+    if let Some(v) = int("min.compaction.lag.ms") {
+        config.min_compaction_lag_ms = v;
+    }
+    if let Some(v) = int("max.compaction.lag.ms") {
+        config.max_compaction_lag_ms = v;
+    }
+    if let Some(v) = topic_configs.get("min.cleanable.dirty.ratio").and_then(|v| v.trim().parse::<f64>().ok())
+    {
+        config.min_cleanable_dirty_ratio = v;
+    }
+    if let Some(policy) = topic_configs.get("cleanup.policy").and_then(|v| CleanupPolicy::parse(v)) {
+        config.cleanup_policy = policy;
+    }
     match topic_configs.get("message.timestamp.type").map(String::as_str) {
         Some("LogAppendTime") => config.message_timestamp_type = TimestampType::LogAppendTime,
         Some("CreateTime") => config.message_timestamp_type = TimestampType::CreateTime,
@@ -119,5 +135,35 @@ mod tests {
         assert_eq!(config.message_timestamp_type, TimestampType::LogAppendTime);
         assert_eq!(effective_value(&broker, &topic, "retention.ms"), Some(("5000".into(), true)));
         assert_eq!(effective_value(&broker, &topic, "max.message.bytes"), Some(("1048588".into(), false)));
+    }
+
+    #[test]
+    fn cleaner_settings_map_from_topic_and_broker_keys() {
+        let broker = BrokerConfig::load(
+            None,
+            &["log.cleanup.policy=compact".to_string(), "log.cleaner.delete.retention.ms=1000".to_string()],
+        )
+        .unwrap();
+        let mut topic = BTreeMap::new();
+        let config = log_config_for(&broker, &topic);
+        assert_eq!(config.cleanup_policy, CleanupPolicy::COMPACT);
+        assert_eq!((config.delete_retention_ms, config.min_cleanable_dirty_ratio), (1000, 0.5));
+        for (k, v) in [
+            ("cleanup.policy", "compact,delete"),
+            ("delete.retention.ms", "5"),
+            ("min.cleanable.dirty.ratio", "0.1"),
+            ("min.compaction.lag.ms", "7"),
+            ("max.compaction.lag.ms", "9"),
+        ] {
+            topic.insert(k.to_string(), v.to_string());
+        }
+        let config = log_config_for(&broker, &topic);
+        assert_eq!(config.cleanup_policy, CleanupPolicy { delete: true, compact: true });
+        assert_eq!(
+            (config.delete_retention_ms, config.min_compaction_lag_ms, config.max_compaction_lag_ms),
+            (5, 7, 9)
+        );
+        assert_eq!(config.min_cleanable_dirty_ratio, 0.1);
+        assert!(BrokerConfig::load(None, &["log.cleanup.policy=nope".to_string()]).is_err());
     }
 }

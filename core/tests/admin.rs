@@ -67,10 +67,11 @@ fn producer(broker: &Broker) -> FutureProducer {
         .expect("producer")
 }
 
-/// Produces one value of `size` bytes to partition 0 and returns the broker's error code.
+/// Produces one keyed value of `size` bytes to partition 0 and returns the broker's error code
+/// (keyed, because a topic altered to `cleanup.policy=compact` refuses keyless records).
 fn produce(producer: &FutureProducer, topic: &str, size: usize) -> Option<RDKafkaErrorCode> {
     let payload = vec![b'x'; size];
-    let record = FutureRecord::<(), _>::to(topic).payload(&payload).partition(0);
+    let record = FutureRecord::to(topic).key("k").payload(&payload).partition(0);
     match block_on(producer.send(record, TIMEOUT)) {
         Ok(_) => None,
         Err((e, _)) => Some(e.rdkafka_error_code().unwrap_or_else(|| panic!("produce failed: {e}"))),

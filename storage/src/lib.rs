@@ -15,6 +15,7 @@ pub mod codec;
 pub mod index_entry;
 mod index_file;
 pub mod legacy_format;
+pub mod log_cleaner;
 pub mod log_config;
 pub mod log_error;
 pub mod log_segment;

@@ -7,7 +7,33 @@ use crate::record_batch::{TimestampType, BATCH_HEADER_BYTES};
 
 const DAY_MS: i64 = 24 * 60 * 60 * 1000;
 
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// `cleanup.policy`: `delete` (retention), `compact` (the log cleaner), or both.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct CleanupPolicy {
+    pub delete: bool,
+    pub compact: bool,
+}
+
+impl CleanupPolicy {
+    pub const DELETE: CleanupPolicy = CleanupPolicy { delete: true, compact: false };
+    pub const COMPACT: CleanupPolicy = CleanupPolicy { delete: false, compact: true };
+
+    /// Parses Kafka's list syntax (`delete`, `compact`, `compact,delete`, `delete, compact`);
+    /// `None` for anything else (an empty list included).
+    pub fn parse(value: &str) -> Option<Self> {
+        let mut policy = CleanupPolicy { delete: false, compact: false };
+        for item in value.split(',').map(str::trim) {
+            match item {
+                "delete" => policy.delete = true,
+                "compact" => policy.compact = true,
+                _ => return None,
+            }
+        }
+        (policy.delete || policy.compact).then_some(policy)
+    }
+}
+
+#[derive(Debug, Clone, PartialEq)]
 pub struct LogConfig {
     /// `segment.bytes`: roll when the active segment would grow past this.
     pub segment_bytes: u32,
@@ -31,7 +57,20 @@ pub struct LogConfig {
     pub message_timestamp_type: TimestampType,
     /// `file.delete.delay.ms`: how long a deleted segment lingers as `*.deleted`.
     pub file_delete_delay_ms: i64,
+    /// `cleanup.policy`: retention applies with `delete`, the log cleaner with `compact`.
+    pub cleanup_policy: CleanupPolicy,
+    /// `delete.retention.ms`: how long the cleaner keeps a tombstone (see `log_cleaner`).
+    pub delete_retention_ms: i64,
+    /// `min.cleanable.dirty.ratio`: clean when dirty bytes / cleanable bytes reach this.
+    pub min_cleanable_dirty_ratio: f64,
+    /// `min.compaction.lag.ms`: segments with records younger than this are not cleaned.
+    pub min_compaction_lag_ms: i64,
+    /// `max.compaction.lag.ms`: a dirty segment older than this is cleaned whatever the ratio.
+    pub max_compaction_lag_ms: i64,
 }
+
+// `validate` rejects a NaN ratio, so equality is an equivalence.
+impl Eq for LogConfig {}
 
 impl Default for LogConfig {
     fn default() -> Self {
@@ -47,6 +86,11 @@ impl Default for LogConfig {
             retention_bytes: -1,
             message_timestamp_type: TimestampType::CreateTime,
             file_delete_delay_ms: 60_000,
+            cleanup_policy: CleanupPolicy::DELETE,
+            delete_retention_ms: DAY_MS,
+            min_cleanable_dirty_ratio: 0.5,
+            min_compaction_lag_ms: 0,
+            max_compaction_lag_ms: i64::MAX,
         }
     }
 }
@@ -76,6 +120,14 @@ impl LogConfig {
         }
         if self.file_delete_delay_ms < 0 {
             return fail("file_delete_delay_ms must be >= 0");
+        }
+        if !(0.0..=1.0).contains(&self.min_cleanable_dirty_ratio) {
+            return fail("min_cleanable_dirty_ratio must be in [0, 1]");
+        }
+        if self.delete_retention_ms < 0 || self.min_compaction_lag_ms < 0 || self.max_compaction_lag_ms < 1 {
+            return fail(
+                "delete_retention_ms and min_compaction_lag_ms must be >= 0, max_compaction_lag_ms >= 1",
+            );
         }
         Ok(())
     }

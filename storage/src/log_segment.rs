@@ -717,6 +717,12 @@ impl LogSegment {
         self.close_files().await
     }
 
+    /// Closes the files of a segment whose `.log` was replaced by the cleaner's output (open
+    /// file regions keep the old bytes readable).
+    pub(crate) async fn close_replaced(self) -> Result<()> {
+        self.close_files().await
+    }
+
     async fn close_files(self) -> Result<()> {
         self.offset_index.close().await?;
         self.time_index.close().await?;

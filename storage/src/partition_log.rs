@@ -16,6 +16,7 @@ use std::rc::Rc;
 
 use glommio::io::{BufferedFile, Directory};
 
+use crate::log_cleaner::{cleaned_path, swap_path, CleanPlan, CleanStats, CleanedSegments, SourceSegment};
 use crate::log_config::LogConfig;
 use crate::log_error::{LogError, Result};
 use crate::log_segment::{
@@ -113,6 +114,9 @@ pub struct PartitionLog {
     /// Files were created, renamed or removed since the last flush: fsync the directory.
     dir_needs_sync: bool,
     pending_deletions: Vec<PendingDeletion>,
+    /// The log cleaner's checkpoint: offsets below it were cleaned (in memory only; after an
+    /// open the whole log counts as dirty and the first pass cleans it again).
+    first_uncleaned_offset: i64,
 }
 
 impl PartitionLog {
@@ -165,6 +169,7 @@ impl PartitionLog {
             oldest_unflushed_append_ms: None,
             dir_needs_sync: true,
             pending_deletions: Vec::new(),
+            first_uncleaned_offset: log_start,
         };
         log.check_invariants();
         Ok(log)
@@ -559,7 +564,7 @@ impl PartitionLog {
             self.delete_oldest_segment(now_ms).await?;
             deleted += 1;
         }
-        if self.config.retention_ms >= 0 {
+        if self.config.cleanup_policy.delete && self.config.retention_ms >= 0 {
             while self.oldest_is_deletable()
                 && now_ms.saturating_sub(self.oldest_largest_timestamp()) > self.config.retention_ms
             {
@@ -567,7 +572,7 @@ impl PartitionLog {
                 deleted += 1;
             }
         }
-        if self.config.retention_bytes >= 0 {
+        if self.config.cleanup_policy.delete && self.config.retention_bytes >= 0 {
             let mut excess_bytes = self.size_bytes() as i64 - self.config.retention_bytes;
             while self.oldest_is_deletable() && excess_bytes >= self.segments[0].size_bytes() as i64 {
                 excess_bytes -= self.segments[0].size_bytes() as i64;
@@ -658,6 +663,167 @@ impl PartitionLog {
         self.recovery_point = self.recovery_point.max(flushed_to);
         self.oldest_unflushed_append_ms = None;
         Ok(())
+    }
+
+    /// How many leading segments the cleaner may touch: all but the active one, stopping at
+    /// the first whose records are younger than `min_compaction_lag_ms`.
+    fn cleanable_segment_count(&self, now_ms: i64) -> usize {
+        let sealed = self.segments.len() - 1;
+        let lag_ms = self.config.min_compaction_lag_ms;
+        if lag_ms <= 0 {
+            return sealed;
+        }
+        self.segments[..sealed]
+            .iter()
+            .position(|s| s.max_timestamp() > now_ms.saturating_sub(lag_ms))
+            .unwrap_or(sealed)
+    }
+
+    fn dirty_start(&self) -> i64 {
+        self.first_uncleaned_offset.max(self.log_start_offset)
+    }
+
+    /// The first offset the cleaner has not cleaned yet.
+    pub fn first_uncleaned_offset(&self) -> i64 {
+        self.dirty_start()
+    }
+
+    /// Kafka's cleanable ratio: bytes of the dirty segments (those holding offsets at or past
+    /// the first uncleaned one) over bytes of every segment the cleaner may touch (not the
+    /// active one, none younger than `min_compaction_lag_ms`); 0 when there is none.
+    /// Segment granularity: a partly cleaned segment counts as dirty.
+    pub fn cleanable_dirty_ratio(&self, now_ms: i64) -> f64 {
+        let cleanable = &self.segments[..self.cleanable_segment_count(now_ms)];
+        let dirty_start = self.dirty_start();
+        let total: u64 = cleanable.iter().map(LogSegment::size_bytes).sum();
+        let dirty: u64 =
+            cleanable.iter().filter(|s| s.next_offset() > dirty_start).map(LogSegment::size_bytes).sum();
+        if total == 0 {
+            0.0
+        } else {
+            dirty as f64 / total as f64
+        }
+    }
+
+    /// Whether the cleaner should run now: the policy includes `compact` and either the dirty
+    /// ratio reached `min_cleanable_dirty_ratio` or the oldest dirty segment's newest record
+    /// is older than `max_compaction_lag_ms`.
+    pub fn clean_due(&self, now_ms: i64) -> bool {
+        if !self.config.cleanup_policy.compact {
+            return false;
+        }
+        let ratio = self.cleanable_dirty_ratio(now_ms);
+        if ratio <= 0.0 {
+            return false;
+        }
+        let dirty_start = self.dirty_start();
+        let overdue = self.segments[..self.cleanable_segment_count(now_ms)]
+            .iter()
+            .find(|s| s.next_offset() > dirty_start && !s.is_empty())
+            .is_some_and(|s| now_ms.saturating_sub(s.max_timestamp()) > self.config.max_compaction_lag_ms);
+        ratio >= self.config.min_cleanable_dirty_ratio || overdue
+    }
+
+    /// Step 1 of a cleaning pass (see `log_cleaner`): what to clean, with the segments' files
+    /// held open; `None` when no sealed segment holds dirty offsets.
+    pub fn plan_clean(&self, now_ms: i64, dedupe_buffer_bytes: usize) -> Option<CleanPlan> {
+        let count = self.cleanable_segment_count(now_ms);
+        let dirty_start = self.dirty_start();
+        let cleanable = &self.segments[..count];
+        if !cleanable.iter().any(|s| s.next_offset() > dirty_start && !s.is_empty()) {
+            return None;
+        }
+        let sources = cleanable
+            .iter()
+            .map(|s| SourceSegment {
+                base_offset: s.base_offset(),
+                next_offset: s.next_offset(),
+                size_bytes: s.size_bytes(),
+                file: Rc::clone(s.log_file()),
+            })
+            .collect();
+        Some(CleanPlan {
+            dir: self.dir.clone(),
+            sources,
+            dirty_start,
+            first_uncleanable: self.segments[count].base_offset(),
+            now_ms,
+            delete_retention_ms: self.config.delete_retention_ms,
+            dedupe_buffer_bytes,
+        })
+    }
+
+    /// Step 3 of a cleaning pass: swaps the `.cleaned` outputs in. Every output's source
+    /// segment must still be in the log unchanged (same base offset and size), else the pass
+    /// is dropped (`aborted`). Then, in ascending offset order: every `.cleaned` file is
+    /// renamed `.swap` (the commit point; the directory is fsynced after), and each segment's
+    /// `.swap` replaces its `.log` (old indexes removed first, rebuilt from the new file).
+    ///
+    /// Crash safety: before the first rename an open discards the `.cleaned` files (old set);
+    /// once a `.swap` exists an open completes it (new set). A crash in the middle of the
+    /// renames leaves a prefix of segments new and the rest old, which is also consistent:
+    /// the cleaner only drops a record superseded by a later one (or a tombstone whose older
+    /// values were dropped from earlier segments), and earlier segments are swapped first.
+    /// Readers holding a [`FileRegion`] of a replaced segment keep reading the old file.
+    pub async fn install_cleaned(&mut self, cleaned: CleanedSegments) -> Result<CleanStats> {
+        let mut stats = cleaned.stats.clone();
+        let sealed = &self.segments[..self.segments.len() - 1];
+        let unchanged = cleaned.outputs.iter().all(|o| {
+            sealed.iter().any(|s| s.base_offset() == o.base_offset && s.size_bytes() == o.source_size_bytes)
+        });
+        if !unchanged || cleaned.outputs.is_empty() {
+            cleaned.discard().await?;
+            stats.aborted = !unchanged;
+            stats.segments_cleaned = 0;
+            if unchanged {
+                self.first_uncleaned_offset = self.first_uncleaned_offset.max(stats.cleaned_up_to);
+            }
+            return Ok(stats);
+        }
+        for output in &cleaned.outputs {
+            glommio::io::rename(
+                cleaned_path(&self.dir, output.base_offset),
+                swap_path(&self.dir, output.base_offset),
+            )
+            .await?;
+        }
+        self.dir_handle.sync().await?;
+        let config = self.config.clone();
+        for output in &cleaned.outputs {
+            let base = output.base_offset;
+            let Some(index) = self.segments.iter().position(|s| s.base_offset() == base) else {
+                unreachable!("checked above, under &mut self")
+            };
+            for suffix in [INDEX_FILE_SUFFIX, TIME_INDEX_FILE_SUFFIX] {
+                remove_if_exists(&self.dir.join(crate::log_segment::segment_file_name(base, suffix))).await?;
+            }
+            let log_path = self.dir.join(crate::log_segment::segment_file_name(base, LOG_FILE_SUFFIX));
+            glommio::io::rename(swap_path(&self.dir, base), &log_path).await?;
+            let mut segment = LogSegment::open(&self.dir, base, &config).await?;
+            let min_offset = if index == 0 { 0 } else { self.segments[index - 1].next_offset() };
+            let max_offset = self.segments.get(index + 1).map(LogSegment::base_offset);
+            if let Some(cut) = segment.recover(&config, min_offset, max_offset).await? {
+                tracing::error!(?log_path, ?cut, "a cleaned segment failed validation and was cut");
+            }
+            let old = std::mem::replace(&mut self.segments[index], segment);
+            old.close_replaced().await?;
+        }
+        self.dir_handle.sync().await?;
+        self.first_uncleaned_offset = self.first_uncleaned_offset.max(stats.cleaned_up_to);
+        self.check_invariants();
+        tracing::info!(dir = ?self.dir, ?stats, "log cleaned");
+        Ok(stats)
+    }
+
+    /// A whole cleaning pass (plan, build, swap) with `&mut self` held throughout; it yields
+    /// to the shard between batches. A shard that wants produce and fetch to go on during the
+    /// pass runs the three steps itself and locks the log for the first and last only.
+    pub async fn clean(&mut self, now_ms: i64, dedupe_buffer_bytes: usize) -> Result<CleanStats> {
+        let Some(plan) = self.plan_clean(now_ms, dedupe_buffer_bytes) else {
+            return Ok(CleanStats { cleaned_up_to: self.dirty_start(), ..CleanStats::default() });
+        };
+        let cleaned = plan.build().await?;
+        self.install_cleaned(cleaned).await
     }
 
     /// Seals the active segment, flushes everything and closes every file: the files left

@@ -11,7 +11,7 @@ pub mod properties;
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
-use shardlog_storage::log_config::LogConfig;
+use shardlog_storage::log_config::{CleanupPolicy, LogConfig};
 use shardlog_storage::record_batch::TimestampType;
 
 #[derive(Debug, thiserror::Error)]
@@ -169,6 +169,10 @@ pub struct BrokerConfig {
     pub connections_max_idle_ms: i64,
     pub log_retention_check_interval_ms: i64,
     pub log_flush_scheduler_interval_ms: i64,
+    /// `log.cleaner.enable`: whether compacted topics are cleaned at all.
+    pub log_cleaner_enable: bool,
+    /// `log.cleaner.dedupe.buffer.size`: the offset map's memory bound per cleaning pass.
+    pub log_cleaner_dedupe_buffer_bytes: usize,
     pub offsets_topic_num_partitions: i32,
     pub group_initial_rebalance_delay_ms: i32,
     pub group_min_session_timeout_ms: i32,
@@ -276,6 +280,15 @@ impl BrokerConfig {
             "LogAppendTime" => TimestampType::LogAppendTime,
             other => return Err(invalid("log.message.timestamp.type", other, "CreateTime or LogAppendTime")),
         };
+        let cleanup_policy = CleanupPolicy::parse(v.str("log.cleanup.policy")).ok_or_else(|| {
+            invalid("log.cleanup.policy", v.str("log.cleanup.policy"), "delete, compact or compact,delete")
+        })?;
+        let min_cleanable_ratio =
+            v.str("log.cleaner.min.cleanable.ratio").trim().parse::<f64>().unwrap_or(0.5);
+        if !(0.0..=1.0).contains(&min_cleanable_ratio) {
+            let value = v.str("log.cleaner.min.cleanable.ratio");
+            return Err(invalid("log.cleaner.min.cleanable.ratio", value, "must be between 0 and 1"));
+        }
         let log_defaults = LogConfig {
             segment_bytes: v.int("log.segment.bytes") as u32,
             segment_ms: roll_ms,
@@ -288,7 +301,11 @@ impl BrokerConfig {
             retention_bytes: v.int("log.retention.bytes"),
             message_timestamp_type: timestamp_type,
             file_delete_delay_ms: v.int("log.segment.delete.delay.ms"),
-            ..LogConfig::default()
+            cleanup_policy,
+            delete_retention_ms: v.int("log.cleaner.delete.retention.ms"),
+            min_cleanable_dirty_ratio: min_cleanable_ratio,
+            min_compaction_lag_ms: v.int("log.cleaner.min.compaction.lag.ms"),
+            max_compaction_lag_ms: v.int("log.cleaner.max.compaction.lag.ms"),
         };
         let min_insync_replicas = v.int("min.insync.replicas") as i32;
         Ok(BrokerConfig {
@@ -308,6 +325,8 @@ impl BrokerConfig {
             connections_max_idle_ms: v.int("connections.max.idle.ms"),
             log_retention_check_interval_ms: v.int("log.retention.check.interval.ms"),
             log_flush_scheduler_interval_ms: v.int("log.flush.scheduler.interval.ms"),
+            log_cleaner_enable: v.bool("log.cleaner.enable"),
+            log_cleaner_dedupe_buffer_bytes: v.int("log.cleaner.dedupe.buffer.size").max(1) as usize,
             offsets_topic_num_partitions: v.int("offsets.topic.num.partitions") as i32,
             group_initial_rebalance_delay_ms: v.int("group.initial.rebalance.delay.ms") as i32,
             group_min_session_timeout_ms: v.int("group.min.session.timeout.ms") as i32,

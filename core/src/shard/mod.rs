@@ -332,7 +332,8 @@ async fn apply_metadata_forever(shard: Rc<Shard>) {
     }
 }
 
-/// Flush policy, retention and delayed deletes for every partition of the shard.
+/// Flush policy, retention, delayed deletes and the log cleaner for every partition of the
+/// shard.
 async fn maintain_forever(shard: Rc<Shard>) {
     let tick_ms = shard.config.log_flush_scheduler_interval_ms.clamp(100, 1_000) as u64;
     let retention_every_ms = shard.config.log_retention_check_interval_ms.max(1);
@@ -346,7 +347,9 @@ async fn maintain_forever(shard: Rc<Shard>) {
         }
         let partitions: Vec<Rc<Partition>> = shard.partitions.borrow().values().cloned().collect();
         for partition in partitions {
-            if let Err(e) = partition.maintain(now, retention_due).await {
+            let dedupe_buffer_bytes =
+                shard.config.log_cleaner_enable.then_some(shard.config.log_cleaner_dedupe_buffer_bytes);
+            if let Err(e) = partition.maintain(now, retention_due, dedupe_buffer_bytes).await {
                 tracing::warn!("maintenance of {}-{}: {e}", partition.topic, partition.index);
             }
         }

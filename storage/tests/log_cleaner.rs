@@ -1,0 +1,371 @@
+//! The log cleaner (`cleanup.policy=compact`): latest value per key at its original offset,
+//! tombstones, compressed batches, crash leftovers, and the dedupe-buffer bound.
+
+mod common;
+
+use std::collections::BTreeMap;
+use std::path::Path;
+
+use common::{read_all, run, TS};
+use shardlog_storage::batch_builder::RecordBatchBuilder;
+use shardlog_storage::log_config::{CleanupPolicy, LogConfig};
+use shardlog_storage::partition_log::PartitionLog;
+use shardlog_storage::record_batch::{BatchIter, Compression, RecordBatch};
+use shardlog_storage::records::Records;
+
+/// One record as a consumer sees it: offset, key, value (None = tombstone), sequence.
+type Seen = (i64, Option<String>, Option<String>);
+
+fn compact_config() -> LogConfig {
+    LogConfig {
+        // Every append rolls: one batch per segment.
+        segment_bytes: 100,
+        index_interval_bytes: 0,
+        file_delete_delay_ms: 0,
+        cleanup_policy: CleanupPolicy::COMPACT,
+        delete_retention_ms: 1000,
+        ..LogConfig::default()
+    }
+}
+
+fn keyed_batch(codec: Compression, records: &[(&str, Option<&str>)], timestamp_ms: i64) -> Vec<u8> {
+    let mut builder = RecordBatchBuilder::new(0, codec).partition_leader_epoch(-1);
+    for (key, value) in records {
+        builder.push(timestamp_ms, Some(key.as_bytes()), value.map(str::as_bytes), &[]).unwrap();
+    }
+    builder.build().unwrap()
+}
+
+/// Every record from the log start, each batch checked (CRC included).
+async fn read_records(log: &PartitionLog) -> Vec<Seen> {
+    let info = log.read(log.log_start_offset(), usize::MAX >> 1, log.log_end_offset(), true).await.unwrap();
+    let bytes = read_all(&info).await;
+    let mut out = Vec::new();
+    for item in BatchIter::new(&bytes, usize::MAX) {
+        let (_, batch) = item.unwrap();
+        let batch = RecordBatch::validate(batch.as_bytes(), usize::MAX).expect("valid batch, CRC included");
+        let records = Records::decode(batch, 1 << 24).unwrap();
+        for r in records.iter() {
+            let r = r.unwrap();
+            let text = |b: Option<&[u8]>| b.map(|b| String::from_utf8_lossy(b).into_owned());
+            out.push((r.offset, text(r.key), text(r.value)));
+        }
+    }
+    out
+}
+
+fn offsets_increase(records: &[Seen]) -> bool {
+    records.windows(2).all(|w| w[0].0 < w[1].0)
+}
+
+/// The latest (offset, value) per key of a record list.
+fn latest(records: &[Seen]) -> BTreeMap<String, (i64, Option<String>)> {
+    let mut map = BTreeMap::new();
+    for (offset, key, value) in records {
+        if let Some(key) = key {
+            map.insert(key.clone(), (*offset, value.clone()));
+        }
+    }
+    map
+}
+
+fn files_with_suffix(dir: &Path, suffix: &str) -> Vec<String> {
+    let mut names: Vec<String> = std::fs::read_dir(dir)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .filter(|n| n.ends_with(suffix))
+        .collect();
+    names.sort();
+    names
+}
+
+/// The course's example: user-1/2/3 updated across several segments.
+async fn course_example_log(dir: &Path, codec: Compression) -> PartitionLog {
+    let mut log = PartitionLog::open(dir, compact_config(), None, None).await.unwrap();
+    let updates: [&[(&str, Option<&str>)]; 4] = [
+        &[("user-1", Some("alice@a")), ("user-2", Some("bob@a")), ("user-1", Some("alice@b"))],
+        &[("user-3", Some("carol@a")), ("user-2", Some("bob@b"))],
+        &[("user-1", Some("alice@c")), ("user-3", Some("carol@b"))],
+        &[("user-2", Some("bob@c"))],
+    ];
+    for records in updates {
+        log.append(keyed_batch(codec, records, TS), 0, TS).await.unwrap();
+    }
+    // The active segment is never cleaned: give it a record of its own.
+    log.append(keyed_batch(codec, &[("user-9", Some("tail"))], TS), 0, TS).await.unwrap();
+    assert!(log.segments().len() >= 5);
+    log
+}
+
+fn expected_course_result() -> Vec<Seen> {
+    let s = |o: i64, k: &str, v: &str| (o, Some(k.to_string()), Some(v.to_string()));
+    vec![
+        s(5, "user-1", "alice@c"),
+        s(6, "user-3", "carol@b"),
+        s(7, "user-2", "bob@c"),
+        s(8, "user-9", "tail"),
+    ]
+}
+
+#[test]
+fn the_course_example_keeps_the_latest_value_per_key_at_its_offset() {
+    run(|| async {
+        let dir = tempfile::tempdir().unwrap();
+        let mut log = course_example_log(dir.path(), Compression::None).await;
+        assert_eq!(log.cleanable_dirty_ratio(TS), 1.0);
+        assert!(log.clean_due(TS));
+        let stats = log.clean(TS, 1 << 20).await.unwrap();
+        assert_eq!(stats.segments_cleaned, 4);
+        assert_eq!(stats.records_removed, 5);
+        assert!(!stats.map_full && !stats.aborted);
+        assert_eq!(stats.cleaned_up_to, 8);
+        assert!(stats.bytes_after < stats.bytes_before);
+        assert_eq!(read_records(&log).await, expected_course_result());
+        assert_eq!(log.cleanable_dirty_ratio(TS), 0.0);
+        assert!(!log.clean_due(TS));
+        assert_eq!((log.log_start_offset(), log.log_end_offset()), (0, 9));
+        // Fetching from an offset that was removed starts at the next kept one.
+        let info = log.read(1, 1 << 20, 9, true).await.unwrap();
+        assert_eq!(info.regions[0].base_offset, 5);
+        // No leftovers, and the cleaned log reopens as it is.
+        assert!(files_with_suffix(dir.path(), ".cleaned").is_empty());
+        assert!(files_with_suffix(dir.path(), ".swap").is_empty());
+        log.close().await.unwrap();
+        let log = PartitionLog::open(dir.path(), compact_config(), Some(9), None).await.unwrap();
+        assert_eq!(read_records(&log).await, expected_course_result());
+        // Appends go on after cleaning.
+        log.close().await.unwrap();
+    });
+}
+
+#[test]
+fn the_policy_gates_the_cleaner_and_retention() {
+    run(|| async {
+        let dir = tempfile::tempdir().unwrap();
+        let mut log = course_example_log(dir.path(), Compression::None).await;
+        // compact only: time retention does not delete.
+        assert_eq!(log.delete_segments_for_retention(TS + 365 * 86_400_000).await.unwrap(), 0);
+        let mut config = compact_config();
+        config.cleanup_policy = CleanupPolicy::DELETE;
+        log.set_config(config.clone()).unwrap();
+        assert!(!log.clean_due(TS));
+        config.cleanup_policy = CleanupPolicy { delete: true, compact: true };
+        config.min_cleanable_dirty_ratio = 1.0;
+        log.set_config(config.clone()).unwrap();
+        assert!(log.clean_due(TS));
+        // min.compaction.lag.ms: segments with records younger than the lag are not cleaned.
+        config.min_compaction_lag_ms = 10_000;
+        log.set_config(config).unwrap();
+        assert!(!log.clean_due(TS + 5_000));
+        assert_eq!(log.clean(TS + 5_000, 1 << 20).await.unwrap().segments_cleaned, 0);
+        assert!(log.clean_due(TS + 20_000));
+        log.close().await.unwrap();
+    });
+}
+
+#[test]
+fn tombstones_stay_for_delete_retention_ms_then_go() {
+    run(|| async {
+        let dir = tempfile::tempdir().unwrap();
+        let mut log = PartitionLog::open(dir.path(), compact_config(), None, None).await.unwrap();
+        let c = Compression::None;
+        log.append(keyed_batch(c, &[("k1", Some("v1")), ("k2", Some("v2"))], TS), 0, TS).await.unwrap();
+        log.append(keyed_batch(c, &[("k1", None)], TS + 10), 0, TS).await.unwrap();
+        log.append(keyed_batch(c, &[("k3", Some("v3"))], TS + 20), 0, TS).await.unwrap();
+        // Before delete.retention.ms (1000) passed: the tombstone stays, k1's value goes.
+        let stats = log.clean(TS + 500, 1 << 20).await.unwrap();
+        assert_eq!((stats.records_removed, stats.tombstones_removed), (1, 0));
+        let s = |o: i64, k: &str, v: Option<&str>| (o, Some(k.to_string()), v.map(str::to_string));
+        assert_eq!(
+            read_records(&log).await,
+            vec![s(1, "k2", Some("v2")), s(2, "k1", None), s(3, "k3", Some("v3"))]
+        );
+        // New dirty data triggers the next pass; now the tombstone is past its retention.
+        log.append(keyed_batch(c, &[("k4", Some("v4"))], TS + 30), 0, TS).await.unwrap();
+        let stats = log.clean(TS + 2_000, 1 << 20).await.unwrap();
+        assert_eq!((stats.records_removed, stats.tombstones_removed), (1, 1));
+        assert_eq!(
+            read_records(&log).await,
+            vec![s(1, "k2", Some("v2")), s(3, "k3", Some("v3")), s(4, "k4", Some("v4"))]
+        );
+        log.close().await.unwrap();
+    });
+}
+
+#[test]
+fn compressed_batches_are_rebuilt_with_their_codec_offsets_and_producer_fields() {
+    for codec in [Compression::Gzip, Compression::Zstd] {
+        run(move || async move {
+            let dir = tempfile::tempdir().unwrap();
+            let mut log = PartitionLog::open(dir.path(), compact_config(), None, None).await.unwrap();
+            let mut first = RecordBatchBuilder::new(0, codec).partition_leader_epoch(-1).producer(42, 3, 100);
+            for (i, key) in ["a", "b", "c", "d"].iter().enumerate() {
+                first.push(TS + i as i64, Some(key.as_bytes()), Some(b"old"), &[]).unwrap();
+            }
+            log.append(first.build().unwrap(), 7, TS).await.unwrap();
+            log.append(keyed_batch(codec, &[("b", Some("new")), ("d", Some("new"))], TS + 9), 0, TS)
+                .await
+                .unwrap();
+            log.append(keyed_batch(codec, &[("z", Some("tail"))], TS + 9), 0, TS).await.unwrap();
+            let stats = log.clean(TS + 10, 1 << 20).await.unwrap();
+            assert_eq!(stats.records_removed, 2);
+
+            let info = log.read(0, 1 << 20, log.log_end_offset(), true).await.unwrap();
+            let bytes = read_all(&info).await;
+            let (_, rebuilt) = BatchIter::new(&bytes, usize::MAX).next().unwrap().unwrap();
+            let rebuilt = RecordBatch::validate(rebuilt.as_bytes(), usize::MAX).expect("CRC valid");
+            assert_eq!(rebuilt.compression(), codec);
+            assert_eq!((rebuilt.base_offset(), rebuilt.record_count()), (0, 2));
+            assert_eq!(
+                (rebuilt.producer_id(), rebuilt.producer_epoch(), rebuilt.base_sequence()),
+                (42, 3, 100)
+            );
+            assert_eq!(rebuilt.partition_leader_epoch(), 7);
+            let records = Records::decode(rebuilt, 1 << 20).unwrap();
+            let kept: Vec<_> =
+                records.iter().map(|r| r.unwrap()).map(|r| (r.offset, r.timestamp, r.sequence)).collect();
+            // a@0 and c@2 stay with their timestamps and sequences; b@1 and d@3 went.
+            assert_eq!(kept, vec![(0, TS, 100), (2, TS + 2, 102)]);
+            let all = read_records(&log).await;
+            assert_eq!(all.iter().map(|r| r.0).collect::<Vec<_>>(), vec![0, 2, 4, 5, 6]);
+            log.close().await.unwrap();
+        });
+    }
+}
+
+/// A pass whose `.cleaned` files are written but not swapped in: as a crash leaves them.
+async fn leave_cleaned_files(log: &PartitionLog) {
+    let plan = log.plan_clean(TS, 1 << 20).expect("something to clean");
+    let cleaned = plan.build().await.unwrap();
+    drop(cleaned);
+}
+
+#[test]
+fn a_crash_before_the_swap_leaves_the_old_segments() {
+    run(|| async {
+        let dir = tempfile::tempdir().unwrap();
+        let log = course_example_log(dir.path(), Compression::Gzip).await;
+        let before = read_records(&log).await;
+        leave_cleaned_files(&log).await;
+        assert_eq!(files_with_suffix(dir.path(), ".cleaned").len(), 4);
+        drop(log); // no close: a crash
+        let log = PartitionLog::open(dir.path(), compact_config(), None, None).await.unwrap();
+        assert!(files_with_suffix(dir.path(), ".cleaned").is_empty());
+        assert_eq!(read_records(&log).await, before);
+        log.close().await.unwrap();
+    });
+}
+
+#[test]
+fn a_crash_after_the_commit_point_completes_the_swap() {
+    run(|| async {
+        let dir = tempfile::tempdir().unwrap();
+        let log = course_example_log(dir.path(), Compression::Zstd).await;
+        leave_cleaned_files(&log).await;
+        for name in files_with_suffix(dir.path(), ".cleaned") {
+            let swap = name.replace(".cleaned", ".swap");
+            std::fs::rename(dir.path().join(&name), dir.path().join(swap)).unwrap();
+        }
+        drop(log);
+        let log = PartitionLog::open(dir.path(), compact_config(), None, None).await.unwrap();
+        assert!(files_with_suffix(dir.path(), ".swap").is_empty());
+        assert_eq!(read_records(&log).await, expected_course_result());
+        assert_eq!(log.log_end_offset(), 9);
+        log.close().await.unwrap();
+    });
+}
+
+#[test]
+fn a_crash_in_the_middle_of_the_renames_leaves_a_consistent_log() {
+    run(|| async {
+        let dir = tempfile::tempdir().unwrap();
+        let log = course_example_log(dir.path(), Compression::None).await;
+        let before = read_records(&log).await;
+        leave_cleaned_files(&log).await;
+        // The renames go in offset order: the first two made it to `.swap`.
+        for name in files_with_suffix(dir.path(), ".cleaned").iter().take(2) {
+            let swap = name.replace(".cleaned", ".swap");
+            std::fs::rename(dir.path().join(name), dir.path().join(swap)).unwrap();
+        }
+        drop(log);
+        let log = PartitionLog::open(dir.path(), compact_config(), None, None).await.unwrap();
+        assert!(files_with_suffix(dir.path(), ".cleaned").is_empty());
+        let after = read_records(&log).await;
+        assert!(offsets_increase(&after));
+        assert_eq!(latest(&after), latest(&before));
+        assert!(after.len() < before.len());
+        // The next pass finishes the job.
+        let mut log = log;
+        log.clean(TS, 1 << 20).await.unwrap();
+        assert_eq!(read_records(&log).await, expected_course_result());
+        log.close().await.unwrap();
+    });
+}
+
+#[test]
+fn a_small_dedupe_buffer_cleans_in_several_passes() {
+    run(|| async {
+        let dir = tempfile::tempdir().unwrap();
+        let config = LogConfig { segment_bytes: 300, ..compact_config() };
+        let mut log = PartitionLog::open(dir.path(), config, None, None).await.unwrap();
+        let mut n = 0;
+        for _ in 0..10 {
+            let owned: Vec<(String, String)> = (0..10)
+                .map(|_| {
+                    n += 1;
+                    (format!("key-{:02}", n % 25), format!("v{n}"))
+                })
+                .collect();
+            let records: Vec<(&str, Option<&str>)> =
+                owned.iter().map(|(k, v)| (k.as_str(), Some(v.as_str()))).collect();
+            log.append(keyed_batch(Compression::Lz4, &records, TS), 0, TS).await.unwrap();
+        }
+        // Larger than a segment: it rolls, so every keyed batch is in a sealed segment.
+        let tail = "t".repeat(400);
+        log.append(keyed_batch(Compression::None, &[("tail", Some(&tail))], TS), 0, TS).await.unwrap();
+        let before = read_records(&log).await;
+        let first_uncleanable = log.segments().last().unwrap().base_offset();
+
+        // Room for 12 keys of 6 bytes: one batch's 10 new keys fit, two batches' do not.
+        let budget = 12 * (6 + shardlog_storage::log_cleaner::MAP_ENTRY_OVERHEAD_BYTES);
+        let stats = log.clean(TS, budget).await.unwrap();
+        assert!(stats.map_full);
+        assert!(stats.map_keys <= 12);
+        assert!(stats.cleaned_up_to < first_uncleanable);
+        assert_eq!(log.first_uncleaned_offset(), stats.cleaned_up_to);
+        let partial = read_records(&log).await;
+        assert!(partial.len() > 25, "one pass cannot finish: {} records left", partial.len());
+
+        let mut passes = 1;
+        while log.first_uncleaned_offset() < first_uncleanable {
+            let stats = log.clean(TS, budget).await.unwrap();
+            assert!(stats.map_keys <= 12);
+            passes += 1;
+            assert!(passes < 20);
+        }
+        let after = read_records(&log).await;
+        assert!(passes > 2);
+        assert_eq!(after.len(), 26, "passes {passes}");
+        assert!(offsets_increase(&after));
+        assert_eq!(latest(&after), latest(&before));
+        log.close().await.unwrap();
+    });
+}
+
+#[test]
+fn a_pass_is_dropped_when_the_log_changed_under_it() {
+    run(|| async {
+        let dir = tempfile::tempdir().unwrap();
+        let mut log = course_example_log(dir.path(), Compression::None).await;
+        let before = read_records(&log).await;
+        let cleaned = log.plan_clean(TS, 1 << 20).unwrap().build().await.unwrap();
+        // DeleteRecords removes the first segment meanwhile.
+        log.set_high_watermark(9);
+        log.delete_records_before(3, TS).await.unwrap();
+        let stats = log.install_cleaned(cleaned).await.unwrap();
+        assert!(stats.aborted);
+        assert!(files_with_suffix(dir.path(), ".cleaned").is_empty());
+        assert_eq!(read_records(&log).await, before[3..].to_vec());
+        log.close().await.unwrap();
+    });
+}
