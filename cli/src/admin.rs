@@ -93,3 +93,35 @@ pub fn error_message(code: i16, message: Option<&StrBytes>) -> String {
         _ => error_text(code),
     }
 }
+
+/// Kafka's name of an error code (`Errors.java`: `MESSAGE_TOO_LARGE`), as its clients log it.
+pub fn error_name(code: i16) -> String {
+    let Some(error) = shardlog_net::kafka_protocol::ResponseError::try_from_code(code) else {
+        return "NONE".into();
+    };
+    if let shardlog_net::kafka_protocol::ResponseError::Unknown(code) = error {
+        return format!("UNKNOWN_ERROR_CODE_{code}");
+    }
+    let camel = error.to_string();
+    let mut name = String::with_capacity(camel.len() + 8);
+    for (i, c) in camel.chars().enumerate() {
+        if c.is_ascii_uppercase() && i > 0 {
+            name.push('_');
+        }
+        name.push(c.to_ascii_uppercase());
+    }
+    name
+}
+
+/// The partitions of `topic` with their leader node, sorted by partition; `None` when the
+/// topic is not in the Metadata (or the broker reported an error for it).
+pub fn partition_leaders(md: &MetadataResponse, topic: &str) -> Option<Vec<(i32, i32)>> {
+    let t = md.topics.iter().find(|t| t.name.as_ref().is_some_and(|n| n.0.as_str() == topic))?;
+    if t.error_code != 0 {
+        return None;
+    }
+    let mut parts: Vec<(i32, i32)> =
+        t.partitions.iter().map(|p| (p.partition_index, p.leader_id.0)).collect();
+    parts.sort_unstable();
+    Some(parts)
+}

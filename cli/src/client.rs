@@ -78,22 +78,7 @@ impl Client {
 
     /// Sends `body` at `version` and returns the decoded response.
     pub fn call<R: Request>(&mut self, version: i16, body: &R) -> Result<R::Response, ClientError> {
-        let correlation_id = self.next_correlation_id;
-        self.next_correlation_id = self.next_correlation_id.wrapping_add(1);
-        let header = RequestHeader::default()
-            .with_request_api_key(R::KEY)
-            .with_request_api_version(version)
-            .with_correlation_id(correlation_id)
-            .with_client_id(Some(StrBytes::from_static_str("shardlog-cli")));
-        let mut buf = BytesMut::new();
-        buf.extend_from_slice(&[0u8; 4]);
-        encode_request_header_into_buffer(&mut buf, &header)
-            .map_err(|e| ClientError::Encode(e.to_string()))?;
-        body.encode(&mut buf, version).map_err(|e| ClientError::Encode(e.to_string()))?;
-        let size = (buf.len() - 4) as i32;
-        buf[..4].copy_from_slice(&size.to_be_bytes());
-        self.stream.write_all(&buf).map_err(|source| self.io(source))?;
-
+        let correlation_id = self.send(version, body)?;
         let mut frame = self.read_frame(R::KEY, version)?;
         let decode = |detail: String| ClientError::Decode {
             addr: self.addr.clone(),
@@ -111,6 +96,27 @@ impl Client {
             )));
         }
         <R::Response as Decodable>::decode(&mut frame, version).map_err(|e| decode(e.to_string()))
+    }
+
+    /// Sends `body` at `version` without waiting for an answer (Produce with `acks=0`, which
+    /// the broker does not answer); returns the request's correlation id.
+    pub fn send<R: Request>(&mut self, version: i16, body: &R) -> Result<i32, ClientError> {
+        let correlation_id = self.next_correlation_id;
+        self.next_correlation_id = self.next_correlation_id.wrapping_add(1);
+        let header = RequestHeader::default()
+            .with_request_api_key(R::KEY)
+            .with_request_api_version(version)
+            .with_correlation_id(correlation_id)
+            .with_client_id(Some(StrBytes::from_static_str("shardlog-cli")));
+        let mut buf = BytesMut::new();
+        buf.extend_from_slice(&[0u8; 4]);
+        encode_request_header_into_buffer(&mut buf, &header)
+            .map_err(|e| ClientError::Encode(e.to_string()))?;
+        body.encode(&mut buf, version).map_err(|e| ClientError::Encode(e.to_string()))?;
+        let size = (buf.len() - 4) as i32;
+        buf[..4].copy_from_slice(&size.to_be_bytes());
+        self.stream.write_all(&buf).map_err(|source| self.io(source))?;
+        Ok(correlation_id)
     }
 
     fn io(&self, source: std::io::Error) -> ClientError {

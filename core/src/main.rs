@@ -1,6 +1,6 @@
 //! The `shardlog` binary: one clap CLI with a subcommand per job. `start` runs the broker;
-//! `dump-log`, `topics`, `get-offsets` and `broker-api-versions` run tools in `shardlog-cli`;
-//! `storage` runs `tools.rs`.
+//! `dump-log`, `topics`, `get-offsets`, `configs`, `console-producer`, `console-consumer` and
+//! `broker-api-versions` run tools in `shardlog-cli`; `storage` runs `tools.rs`.
 mod broker;
 mod config;
 mod control_plane;
@@ -32,6 +32,9 @@ use clap::{Parser, Subcommand};
         shardlog dump-log --help\n  \
         shardlog topics --bootstrap-server localhost:9092 --create --topic orders --partitions 3\n  \
         shardlog get-offsets --bootstrap-server localhost:9092 --topic orders\n  \
+        shardlog console-producer --bootstrap-server localhost:9092 --topic orders --property parse.key=true --property key.separator=:\n  \
+        shardlog console-consumer --bootstrap-server localhost:9092 --topic orders --from-beginning\n  \
+        shardlog configs --bootstrap-server localhost:9092 --entity-type topics --entity-name orders --describe\n  \
         shardlog storage random-uuid\n  \
         shardlog broker-api-versions --bootstrap-server localhost:9092"
 )]
@@ -48,6 +51,9 @@ enum Command {
     DumpLog(shardlog_cli::dump_log::DumpLogArgs),
     Topics(shardlog_cli::topics::TopicsArgs),
     GetOffsets(shardlog_cli::get_offsets::GetOffsetsArgs),
+    Configs(shardlog_cli::configs::ConfigsArgs),
+    ConsoleProducer(shardlog_cli::console_producer::ConsoleProducerArgs),
+    ConsoleConsumer(shardlog_cli::console_consumer::ConsoleConsumerArgs),
     BrokerApiVersions(shardlog_cli::broker_api_versions::BrokerApiVersionsArgs),
     Storage(tools::StorageArgs),
 }
@@ -74,6 +80,9 @@ fn main() -> ExitCode {
         Command::GetOffsets(args) => {
             client_tool(|out| shardlog_cli::get_offsets::run(&args, out).map_err(|e| e.0))
         }
+        Command::Configs(args) => client_tool(|out| shardlog_cli::configs::run(&args, out).map_err(|e| e.0)),
+        Command::ConsoleProducer(args) => console_producer(&args),
+        Command::ConsoleConsumer(args) => console_consumer(&args),
         Command::BrokerApiVersions(args) => {
             client_tool(|out| shardlog_cli::broker_api_versions::run(&args, out).map_err(|e| e.0))
         }
@@ -118,6 +127,41 @@ fn dump_log(args: &shardlog_cli::dump_log::DumpLogArgs) -> ExitCode {
         Err(e) if e.kind() == io::ErrorKind::BrokenPipe => ExitCode::FAILURE,
         Err(e) => {
             let _ = writeln!(err, "error: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// `console-producer`: records from stdin; a failed record is a stderr line and makes the exit
+/// non-zero.
+fn console_producer(args: &shardlog_cli::console_producer::ConsoleProducerArgs) -> ExitCode {
+    let interactive = std::io::IsTerminal::is_terminal(&io::stdin());
+    let mut out = io::stdout().lock();
+    let mut err = io::stderr().lock();
+    match shardlog_cli::console_producer::run(args, io::stdin().lock(), interactive, &mut out, &mut err) {
+        Ok(0) => ExitCode::SUCCESS,
+        Ok(_) => ExitCode::FAILURE,
+        Err(e) => {
+            let _ = writeln!(err, "{e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// `console-consumer`: SIGINT and SIGTERM stop it cleanly (the record count is still printed).
+fn console_consumer(args: &shardlog_cli::console_consumer::ConsoleConsumerArgs) -> ExitCode {
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    for signal in [signal_hook::consts::SIGINT, signal_hook::consts::SIGTERM] {
+        let _ = signal_hook::flag::register(signal, std::sync::Arc::clone(&stop));
+    }
+    let mut out = io::BufWriter::new(io::stdout().lock());
+    let mut err = io::stderr().lock();
+    let result = shardlog_cli::console_consumer::run(args, &mut out, &mut err, &stop);
+    let _ = out.flush();
+    match result {
+        Ok(_) => ExitCode::SUCCESS,
+        Err(e) => {
+            let _ = writeln!(err, "{e}");
             ExitCode::FAILURE
         }
     }

@@ -1,4 +1,5 @@
-//! The network and storage tools (`topics`, `get-offsets`, `broker-api-versions`, `storage`)
+//! The network and storage tools (`topics`, `get-offsets`, `configs`, `console-producer`,
+//! `console-consumer`, `broker-api-versions`, `storage`)
 //! run as the real `shardlog` binary against a real broker; outputs are checked against the
 //! shapes Kafka 3.7's `kafka-*.sh` tools print.
 
@@ -176,6 +177,9 @@ fn unreachable_broker_is_one_error_line_and_a_failure() {
         vec!["topics", "--bootstrap-server", &addr, "--list"],
         vec!["get-offsets", "--bootstrap-server", &addr, "--topic", "t"],
         vec!["broker-api-versions", "--bootstrap-server", &addr],
+        vec!["configs", "--bootstrap-server", &addr, "--entity-type", "topics", "--describe"],
+        vec!["console-producer", "--bootstrap-server", &addr, "--topic", "t"],
+        vec!["console-consumer", "--bootstrap-server", &addr, "--topic", "t"],
     ] {
         let err = fails(&args);
         assert!(err.contains(&format!("cannot connect to {addr}")), "{err}");
@@ -271,4 +275,442 @@ fn storage_random_uuid_and_format() {
 
     let err = fails(&["storage", "format", "-t", "not-a-uuid", "-c", props]);
     assert!(err.contains("not-a-uuid"), "{err}");
+}
+
+fn configs(b: &str, rest: &[&str]) -> Vec<String> {
+    let mut args = vec!["configs", "--bootstrap-server", b];
+    args.extend_from_slice(rest);
+    args.into_iter().map(str::to_string).collect()
+}
+
+#[test]
+fn configs_describe_and_alter_round_trip() {
+    let broker = Broker::start(1, &[]);
+    let b = broker.bootstrap();
+    run_ok(&topics(&b, &["--create", "--topic", "orders", "--partitions", "1"]));
+    let entity = ["--entity-type", "topics", "--entity-name", "orders"];
+    let with = |extra: &[&str]| {
+        let mut v = entity.to_vec();
+        v.extend_from_slice(extra);
+        configs(&b, &v)
+    };
+
+    // Nothing dynamic yet: the heading alone.
+    assert_eq!(run_ok(&with(&["--describe"])), "Dynamic configs for topic orders are:\n");
+
+    let out =
+        run_ok(&with(&["--alter", "--add-config", "retention.ms=86400000,cleanup.policy=[compact,delete]"]));
+    assert_eq!(out, "Completed updating config for topic orders.\n");
+    let out = run_ok(&with(&["--describe"]));
+    assert_eq!(
+        out,
+        "Dynamic configs for topic orders are:\n  \
+         cleanup.policy=compact,delete sensitive=false synonyms={DYNAMIC_TOPIC_CONFIG:cleanup.policy=compact,delete, DEFAULT_CONFIG:log.cleanup.policy=delete}\n  \
+         retention.ms=86400000 sensitive=false synonyms={DYNAMIC_TOPIC_CONFIG:retention.ms=86400000, DEFAULT_CONFIG:log.retention.hours=168}\n"
+    );
+    // --all: every topic config, sorted, the defaults included.
+    let all = run_ok(&with(&["--describe", "--all"]));
+    let lines: Vec<&str> = all.lines().collect();
+    assert_eq!(lines[0], "All configs for topic orders are:");
+    assert!(lines.len() > 10, "{all}");
+    assert!(
+        lines.iter().any(|l| l.starts_with("  retention.ms=86400000 sensitive=false synonyms={")),
+        "{all}"
+    );
+    assert!(
+        lines.iter().any(|l| l.starts_with("  segment.bytes=1073741824 sensitive=false synonyms={DEFAULT_CONFIG:log.segment.bytes=1073741824}")),
+        "{all}"
+    );
+    let names: Vec<&str> = lines[1..].iter().map(|l| l.trim_start().split('=').next().unwrap()).collect();
+    let mut sorted = names.clone();
+    sorted.sort();
+    assert_eq!(names, sorted);
+
+    // Delete one, and the other stays.
+    let out = run_ok(&with(&["--alter", "--delete-config", "cleanup.policy"]));
+    assert_eq!(out, "Completed updating config for topic orders.\n");
+    let out = run_ok(&with(&["--describe"]));
+    assert_eq!(out.lines().count(), 2, "{out}");
+    assert!(out.lines().nth(1).unwrap().starts_with("  retention.ms=86400000 "), "{out}");
+
+    // Errors: one line, non-zero exit.
+    assert_eq!(
+        run_fails(&with(&["--alter", "--delete-config", "cleanup.policy"])),
+        "Invalid config(s): cleanup.policy"
+    );
+    let err = run_fails(&with(&["--alter", "--add-config", "no.such.config=1"]));
+    assert!(!err.is_empty());
+    let err = run_fails(&configs(&b, &["--entity-type", "topics", "--entity-name", "nope", "--describe"]));
+    assert!(err.contains("does not host this topic-partition"), "{err}");
+    let err = run_fails(&with(&["--alter", "--add-config", "novalue"]));
+    assert!(err.contains("key=val"), "{err}");
+
+    // Brokers: static configs only, so nothing dynamic; --all lists them with their source.
+    let node = node_ids(&b)[0].clone();
+    let out = run_ok(&configs(&b, &["--entity-type", "brokers", "--entity-name", &node, "--describe"]));
+    assert_eq!(out, format!("Dynamic configs for broker {node} are:\n"));
+    let out =
+        run_ok(&configs(&b, &["--entity-type", "brokers", "--entity-name", &node, "--describe", "--all"]));
+    assert!(out.starts_with(&format!("All configs for broker {node} are:\n")), "{out}");
+    assert!(
+        out.lines().any(|l| l.starts_with(
+            "  log.retention.hours=168 sensitive=false synonyms={DEFAULT_CONFIG:log.retention.hours=168}"
+        )),
+        "{out}"
+    );
+}
+
+/// Runs shardlog with `stdin` piped in (not a terminal: no prompt).
+fn shardlog_with_input(args: &[&str], input: &str) -> Output {
+    use std::io::Write;
+    use std::process::Stdio;
+    let mut child = Command::new(env!("CARGO_BIN_EXE_shardlog"))
+        .args(args)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("runs shardlog");
+    child.stdin.take().unwrap().write_all(input.as_bytes()).unwrap();
+    child.wait_with_output().unwrap()
+}
+
+/// `partition|key|value` lines of everything in `topic`, sorted.
+fn kcat_read(b: &str, topic: &str) -> Vec<(i32, String, String)> {
+    let out = kcat(&["-b", b, "-t", topic, "-C", "-e", "-q", "-f", "%p|%k|%s\n"], "");
+    let mut rows: Vec<(i32, String, String)> = out
+        .lines()
+        .map(|l| {
+            let mut f = l.splitn(3, '|');
+            (f.next().unwrap().parse().unwrap(), f.next().unwrap().to_string(), f.next().unwrap().to_string())
+        })
+        .collect();
+    rows.sort();
+    rows
+}
+
+#[test]
+fn console_producer_partitions_keys_like_kafka() {
+    use shardlog_cli::console_producer::partition_for_key;
+    let broker = Broker::start(2, &[]);
+    let b = broker.bootstrap();
+    for t in ["keyed", "crosscheck", "plain"] {
+        run_ok(&topics(&b, &["--create", "--topic", t, "--partitions", "3"]));
+        common::raw::ensure_topic(broker.ports[0], t);
+    }
+    let keys: Vec<String> = (1..=12).map(|i| format!("key{i}")).collect();
+
+    // librdkafka's murmur2_random partitioner is Kafka's default partitioner for keyed
+    // records: our rule must put every key where it does.
+    let input: String = keys.iter().map(|k| format!("{k}:x\n")).collect();
+    kcat(&["-b", &b, "-t", "crosscheck", "-P", "-K", ":", "-X", "partitioner=murmur2_random"], &input);
+    let theirs = kcat_read(&b, "crosscheck");
+    assert_eq!(theirs.len(), keys.len());
+    for (partition, key, _) in &theirs {
+        assert_eq!(*partition as usize, partition_for_key(key.as_bytes(), 3), "key {key}");
+    }
+    let spread: std::collections::BTreeSet<i32> = theirs.iter().map(|r| r.0).collect();
+    assert!(spread.len() > 1, "keys spread over partitions: {theirs:?}");
+
+    // Ours, with keys, acks=all and lz4: read back with their keys on the same partitions.
+    let input: String = keys.iter().enumerate().map(|(i, k)| format!("{k}:value {i}\n")).collect();
+    let o = shardlog_with_input(
+        &[
+            "console-producer",
+            "--bootstrap-server",
+            &b,
+            "--topic",
+            "keyed",
+            "--property",
+            "parse.key=true",
+            "--property",
+            "key.separator=:",
+            "--producer-property",
+            "acks=all",
+            "--compression-codec",
+            "lz4",
+        ],
+        &input,
+    );
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert_eq!(stdout(&o), "", "no prompt when stdin is not a terminal");
+    let ours = kcat_read(&b, "keyed");
+    assert_eq!(ours.len(), keys.len());
+    for (partition, key, value) in &ours {
+        let i = keys.iter().position(|k| k == key).expect("a key we sent");
+        assert_eq!(value, &format!("value {i}"));
+        let same = theirs.iter().find(|r| &r.1 == key).unwrap().0;
+        assert_eq!(*partition, same, "key {key}: same partition as librdkafka's murmur2");
+    }
+
+    // Keyless lines, default tab separator unused, every codec and acks.
+    for (codec, acks) in [("gzip", "1"), ("snappy", "-1"), ("zstd", "1"), ("none", "0")] {
+        let o = shardlog_with_input(
+            &[
+                "console-producer",
+                "--bootstrap-server",
+                &b,
+                "--topic",
+                "plain",
+                "--compression-codec",
+                codec,
+                "--request-required-acks",
+                acks,
+            ],
+            &format!("{codec} a\n{codec} b\n"),
+        );
+        assert!(o.status.success(), "{codec}: {}", stderr(&o));
+    }
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let rows = kcat_read(&b, "plain");
+        if rows.len() == 8 {
+            let mut values: Vec<&str> = rows.iter().map(|r| r.2.as_str()).collect();
+            values.sort();
+            assert_eq!(
+                values,
+                ["gzip a", "gzip b", "none a", "none b", "snappy a", "snappy b", "zstd a", "zstd b"]
+            );
+            assert!(rows.iter().all(|r| r.1.is_empty()), "no keys: {rows:?}");
+            break;
+        }
+        assert!(Instant::now() < deadline, "{rows:?}");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+
+    // A missing key separator: Kafka's message, non-zero exit; lines before it were sent.
+    let o = shardlog_with_input(
+        &["console-producer", "--bootstrap-server", &b, "--topic", "keyed", "--property", "parse.key=true"],
+        "k\tv\nno separator\n",
+    );
+    assert!(!o.status.success());
+    assert_eq!(stderr(&o), "No key separator found on line number 2: 'no separator'\n");
+    assert_eq!(kcat_read(&b, "keyed").len(), keys.len() + 1);
+
+    // A record the broker refuses: Kafka's error name on stderr, non-zero exit.
+    run_ok(&topics(
+        &b,
+        &["--create", "--topic", "small", "--partitions", "1", "--config", "max.message.bytes=200"],
+    ));
+    common::raw::ensure_topic(broker.ports[0], "small");
+    let big = "x".repeat(1000);
+    let o = shardlog_with_input(
+        &["console-producer", "--bootstrap-server", &b, "--topic", "small"],
+        &format!("{big}\n"),
+    );
+    assert!(!o.status.success());
+    let err = stderr(&o);
+    assert_eq!(err.lines().count(), 1, "{err}");
+    assert!(
+        err.starts_with("ERROR Error when sending message to topic small with key: null, value: 1000 bytes with error: MESSAGE_TOO_LARGE: "),
+        "{err}"
+    );
+
+    // Unknown topic: one line, non-zero exit.
+    let o = shardlog_with_input(&["console-producer", "--bootstrap-server", &b, "--topic", "nope"], "a\n");
+    assert!(!o.status.success());
+    assert_eq!(stderr(&o), "Topic nope not present in metadata.\n");
+}
+
+#[test]
+fn console_consumer_prints_like_kafka() {
+    let broker = Broker::start(2, &[]);
+    let b = broker.bootstrap();
+    run_ok(&topics(&b, &["--create", "--topic", "feed", "--partitions", "2"]));
+    common::raw::ensure_topic(broker.ports[0], "feed");
+    kcat(&["-b", &b, "-t", "feed", "-P", "-p", "0", "-K", ":", "-z", "gzip"], "a:one\nb:two\nc:three\n");
+    kcat(&["-b", &b, "-t", "feed", "-P", "-p", "1", "-K", ":", "-H", "h1=x"], "d:four\n");
+
+    let consume = |extra: &[&str]| {
+        let mut args = vec!["console-consumer", "--bootstrap-server", &b, "--topic", "feed"];
+        args.extend_from_slice(extra);
+        let o = shardlog(&args);
+        assert!(o.status.success(), "{args:?}: {}", stderr(&o));
+        (stdout(&o), stderr(&o))
+    };
+
+    // Values only; every record of both partitions; the count on stderr.
+    let (out, err) = consume(&["--from-beginning", "--max-messages", "4"]);
+    let mut values: Vec<&str> = out.lines().collect();
+    values.sort();
+    assert_eq!(values, ["four", "one", "three", "two"]);
+    assert_eq!(err, "Processed a total of 4 messages\n");
+
+    // One partition, key and offset: DefaultMessageFormatter's order, tab-separated.
+    let (out, err) = consume(&[
+        "--partition",
+        "0",
+        "--offset",
+        "earliest",
+        "--max-messages",
+        "3",
+        "--property",
+        "print.key=true",
+        "--property",
+        "print.offset=true",
+    ]);
+    assert_eq!(out, "Offset:0\ta\tone\nOffset:1\tb\ttwo\nOffset:2\tc\tthree\n");
+    assert_eq!(err, "Processed a total of 3 messages\n");
+
+    // Every column with a custom separator; --offset N starts mid-batch.
+    let (out, _) = consume(&[
+        "--partition",
+        "0",
+        "--offset",
+        "1",
+        "--max-messages",
+        "1",
+        "--property",
+        "print.timestamp=true",
+        "--property",
+        "print.partition=true",
+        "--property",
+        "print.offset=true",
+        "--property",
+        "print.headers=true",
+        "--property",
+        "print.key=true",
+        "--property",
+        "key.separator=|",
+    ]);
+    let fields: Vec<&str> = out.trim_end().split('|').collect();
+    assert_eq!(fields.len(), 6, "{out}");
+    let ts: i64 = fields[0].strip_prefix("CreateTime:").expect("CreateTime").parse().unwrap();
+    assert!(ts > 1_600_000_000_000, "{ts}");
+    assert_eq!(&fields[1..], ["Partition:0", "Offset:1", "NO_HEADERS", "b", "two"]);
+    let (out, _) = consume(&[
+        "--partition",
+        "1",
+        "--offset",
+        "earliest",
+        "--max-messages",
+        "1",
+        "--property",
+        "print.headers=true",
+    ]);
+    assert_eq!(out, "h1:x\tfour\n");
+
+    // --timeout-ms: stops when nothing comes; Kafka's lines on stderr, success.
+    let started = Instant::now();
+    let (out, err) = consume(&["--timeout-ms", "700"]);
+    assert_eq!(out, "");
+    assert!(err.ends_with("Processed a total of 0 messages\n"), "{err}");
+    assert!(started.elapsed() < Duration::from_secs(10));
+
+    // Read committed: a partition read from the beginning with a timeout.
+    let (out, err) =
+        consume(&["--from-beginning", "--timeout-ms", "700", "--isolation-level", "read_committed"]);
+    assert_eq!(out.lines().count(), 4, "{out}");
+    assert!(err.ends_with("Processed a total of 4 messages\n"), "{err}");
+
+    // SIGINT: exits cleanly with the count (sent once all four records were printed).
+    let mut child = Command::new(env!("CARGO_BIN_EXE_shardlog"))
+        .args(["console-consumer", "--bootstrap-server", &b, "--topic", "feed", "--from-beginning"])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut lines = std::io::BufRead::lines(std::io::BufReader::new(child.stdout.take().unwrap()));
+    for _ in 0..4 {
+        lines.next().expect("a record line").unwrap();
+    }
+    let pid = child.id().to_string();
+    assert!(Command::new("kill").args(["-INT", &pid]).status().unwrap().success());
+    let o = child.wait_with_output().unwrap();
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert_eq!(lines.count(), 0);
+    assert_eq!(stderr(&o), "Processed a total of 4 messages\n");
+
+    // Errors: one line, non-zero exit.
+    assert_eq!(
+        fails(&["console-consumer", "--bootstrap-server", &b, "--topic", "nope", "--max-messages", "1"]),
+        "Topic nope not present in metadata."
+    );
+    assert_eq!(
+        fails(&["console-consumer", "--bootstrap-server", &b, "--topic", "feed", "--partition", "7"]),
+        "Partition 7 of topic feed does not exist."
+    );
+    let o = shardlog(&["console-consumer", "--bootstrap-server", &b, "--topic", "feed", "--offset", "1"]);
+    assert!(!o.status.success(), "--offset needs --partition");
+}
+
+#[test]
+fn console_consumer_group_commits_and_shares_partitions() {
+    let broker = Broker::start(2, &["group.initial.rebalance.delay.ms=0"]);
+    let b = broker.bootstrap();
+    run_ok(&topics(&b, &["--create", "--topic", "grp", "--partitions", "2"]));
+    common::raw::ensure_topic(broker.ports[0], "grp");
+    kcat(&["-b", &b, "-t", "grp", "-P", "-p", "0"], "a\nb\n");
+    kcat(&["-b", &b, "-t", "grp", "-P", "-p", "1"], "c\nd\n");
+    let consume = |extra: &[&str]| {
+        let mut args = vec!["console-consumer", "--bootstrap-server", &b, "--topic", "grp", "--group", "g1"];
+        args.extend_from_slice(extra);
+        let o = shardlog(&args);
+        assert!(o.status.success(), "{args:?}: {}", stderr(&o));
+        (stdout(&o), stderr(&o))
+    };
+
+    let (out, err) = consume(&["--from-beginning", "--max-messages", "4"]);
+    let mut values: Vec<&str> = out.lines().collect();
+    values.sort();
+    assert_eq!(values, ["a", "b", "c", "d"]);
+    assert_eq!(err, "Processed a total of 4 messages\n");
+    // The offsets were committed on exit: the group resumes after them.
+    let (out, err) = consume(&["--from-beginning", "--timeout-ms", "1000"]);
+    assert_eq!(out, "");
+    assert!(err.ends_with("Processed a total of 0 messages\n"), "{err}");
+    kcat(&["-b", &b, "-t", "grp", "-P", "-p", "1"], "e\n");
+    let (out, _) = consume(&["--max-messages", "1", "--property", "print.partition=true"]);
+    assert_eq!(out, "Partition:1\te\n");
+
+    // Two members of a new group at once: whichever partitions each is assigned over the
+    // rebalances (range assignor; offsets committed before each rejoin), together they read
+    // every record exactly once.
+    let spawn = || {
+        Command::new(env!("CARGO_BIN_EXE_shardlog"))
+            .args([
+                "console-consumer",
+                "--bootstrap-server",
+                &b,
+                "--topic",
+                "grp",
+                "--group",
+                "g2",
+                "--from-beginning",
+                "--timeout-ms",
+                "8000",
+                "--property",
+                "print.partition=true",
+            ])
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .unwrap()
+    };
+    let first = spawn();
+    let second = spawn();
+    let (first, second) = (first.wait_with_output().unwrap(), second.wait_with_output().unwrap());
+    assert!(first.status.success() && second.status.success(), "{} {}", stderr(&first), stderr(&second));
+    let (a, b2) = (stdout(&first), stdout(&second));
+    let mut all: Vec<&str> = a.lines().chain(b2.lines()).collect();
+    all.sort();
+    assert_eq!(
+        all,
+        ["Partition:0\ta", "Partition:0\tb", "Partition:1\tc", "Partition:1\td", "Partition:1\te"]
+    );
+
+    // --group with --partition: refused by the argument parser.
+    let o = shardlog(&[
+        "console-consumer",
+        "--bootstrap-server",
+        &b,
+        "--topic",
+        "grp",
+        "--group",
+        "g",
+        "--partition",
+        "0",
+    ]);
+    assert!(!o.status.success());
+    assert!(stderr(&o).contains("cannot be used with"), "{}", stderr(&o));
 }
