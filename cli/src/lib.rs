@@ -1,6 +1,7 @@
 //! `shardlog-cli`: the command-line tools of the `shardlog` binary, as a library: `dump-log`
 //! (Kafka's `kafka-dump-log.sh`) and the network tools `topics`, `get-offsets`, `configs`,
-//! `console-producer`, `console-consumer` and `broker-api-versions` (over [`client`], a blocking `kafka-protocol` client — no librdkafka,
+//! `console-producer`, `console-consumer`, `consumer-groups` and `broker-api-versions` (over
+//! [`client`], a blocking `kafka-protocol` client — no librdkafka,
 //! so the binary builds without cmake). The broker binary in `core` only parses arguments with
 //! the clap types defined here and calls the tool's `run`.
 //!
@@ -21,6 +22,7 @@ pub mod client;
 pub mod configs;
 pub mod console_consumer;
 pub mod console_producer;
+pub mod consumer_groups;
 pub mod dump_log;
 pub mod get_offsets;
 pub mod group_member;

@@ -1,6 +1,7 @@
 //! The `shardlog` binary: one clap CLI with a subcommand per job. `start` runs the broker;
-//! `dump-log`, `topics`, `get-offsets`, `configs`, `console-producer`, `console-consumer` and
-//! `broker-api-versions` run tools in `shardlog-cli`; `storage` runs `tools.rs`.
+//! `dump-log`, `topics`, `get-offsets`, `configs`, `console-producer`, `console-consumer`,
+//! `consumer-groups` and `broker-api-versions` run tools in `shardlog-cli`; `storage` runs
+//! `tools.rs`.
 mod broker;
 mod config;
 mod control_plane;
@@ -35,6 +36,7 @@ use clap::{Parser, Subcommand};
         shardlog console-producer --bootstrap-server localhost:9092 --topic orders --property parse.key=true --property key.separator=:\n  \
         shardlog console-consumer --bootstrap-server localhost:9092 --topic orders --from-beginning\n  \
         shardlog configs --bootstrap-server localhost:9092 --entity-type topics --entity-name orders --describe\n  \
+        shardlog consumer-groups --bootstrap-server localhost:9092 --describe --group orders-app\n  \
         shardlog storage random-uuid\n  \
         shardlog broker-api-versions --bootstrap-server localhost:9092"
 )]
@@ -54,6 +56,7 @@ enum Command {
     Configs(shardlog_cli::configs::ConfigsArgs),
     ConsoleProducer(shardlog_cli::console_producer::ConsoleProducerArgs),
     ConsoleConsumer(shardlog_cli::console_consumer::ConsoleConsumerArgs),
+    ConsumerGroups(shardlog_cli::consumer_groups::ConsumerGroupsArgs),
     BrokerApiVersions(shardlog_cli::broker_api_versions::BrokerApiVersionsArgs),
     Storage(tools::StorageArgs),
 }
@@ -83,6 +86,9 @@ fn main() -> ExitCode {
         Command::Configs(args) => client_tool(|out| shardlog_cli::configs::run(&args, out).map_err(|e| e.0)),
         Command::ConsoleProducer(args) => console_producer(&args),
         Command::ConsoleConsumer(args) => console_consumer(&args),
+        Command::ConsumerGroups(args) => client_tool(|out| {
+            shardlog_cli::consumer_groups::run(&args, out, &mut io::stderr()).map_err(|e| e.0)
+        }),
         Command::BrokerApiVersions(args) => {
             client_tool(|out| shardlog_cli::broker_api_versions::run(&args, out).map_err(|e| e.0))
         }

@@ -1,5 +1,5 @@
 //! The network and storage tools (`topics`, `get-offsets`, `configs`, `console-producer`,
-//! `console-consumer`, `broker-api-versions`, `storage`)
+//! `console-consumer`, `consumer-groups`, `broker-api-versions`, `storage`)
 //! run as the real `shardlog` binary against a real broker; outputs are checked against the
 //! shapes Kafka 3.7's `kafka-*.sh` tools print.
 
@@ -713,4 +713,225 @@ fn console_consumer_group_commits_and_shares_partitions() {
     ]);
     assert!(!o.status.success());
     assert!(stderr(&o).contains("cannot be used with"), "{}", stderr(&o));
+}
+
+fn groups_cmd(b: &str, rest: &[&str]) -> Vec<String> {
+    let mut args = vec!["consumer-groups", "--bootstrap-server", b];
+    args.extend_from_slice(rest);
+    args.into_iter().map(str::to_string).collect()
+}
+
+/// The rows of a `--describe` table, split on whitespace, after checking the blank line, the
+/// header and that every row's columns start where the header's do.
+fn describe_rows(out: &str) -> Vec<Vec<String>> {
+    let mut lines = out.lines();
+    assert_eq!(lines.next(), Some(""), "a blank line first: {out:?}");
+    let header = lines.next().expect("header");
+    let names: Vec<&str> = header.split_whitespace().collect();
+    assert_eq!(
+        names,
+        [
+            "GROUP",
+            "TOPIC",
+            "PARTITION",
+            "CURRENT-OFFSET",
+            "LOG-END-OFFSET",
+            "LAG",
+            "CONSUMER-ID",
+            "HOST",
+            "CLIENT-ID"
+        ]
+    );
+    let starts: Vec<usize> = names.iter().map(|n| header.find(n).unwrap()).collect();
+    lines
+        .map(|l| {
+            for &s in &starts[1..] {
+                assert_eq!(&l[s - 1..s], " ", "column at {s} aligned: {l:?} under {header:?}");
+                assert_ne!(&l[s..s + 1], " ", "column at {s} aligned: {l:?} under {header:?}");
+            }
+            l.split_whitespace().map(str::to_string).collect()
+        })
+        .collect()
+}
+
+#[test]
+fn consumer_groups_list_describe_reset_delete() {
+    let broker = Broker::start(2, &["group.initial.rebalance.delay.ms=0"]);
+    let b = broker.bootstrap();
+    run_ok(&topics(&b, &["--create", "--topic", "cg", "--partitions", "2"]));
+    common::raw::ensure_topic(broker.ports[0], "cg");
+    kcat(&["-b", &b, "-t", "cg", "-P", "-p", "0"], "a\nb\nc\n");
+    kcat(&["-b", &b, "-t", "cg", "-P", "-p", "1"], "d\ne\n");
+    let o = shardlog(&[
+        "console-consumer",
+        "--bootstrap-server",
+        &b,
+        "--topic",
+        "cg",
+        "--group",
+        "cg1",
+        "--from-beginning",
+        "--max-messages",
+        "5",
+    ]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert_eq!(stdout(&o).lines().count(), 5);
+    kcat(&["-b", &b, "-t", "cg", "-P", "-p", "0"], "f\ng\n");
+
+    let list = run_ok(&groups_cmd(&b, &["--list"]));
+    assert!(list.lines().any(|l| l == "cg1"), "{list}");
+
+    // No members: Kafka's note on stderr, the committed offsets, log end offsets and lag.
+    let o = shardlog(
+        &groups_cmd(&b, &["--describe", "--group", "cg1"]).iter().map(String::as_str).collect::<Vec<_>>(),
+    );
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert_eq!(stderr(&o), "\nConsumer group 'cg1' has no active members.\n");
+    let rows = describe_rows(&stdout(&o));
+    assert_eq!(
+        rows,
+        [["cg1", "cg", "0", "3", "5", "2", "-", "-", "-"], ["cg1", "cg", "1", "2", "2", "0", "-", "-", "-"]]
+    );
+
+    // Dry run: the plan, nothing committed.
+    let plan = run_ok(&groups_cmd(
+        &b,
+        &["--reset-offsets", "--group", "cg1", "--topic", "cg", "--to-earliest", "--dry-run"],
+    ));
+    assert_eq!(
+        plan,
+        format!(
+            "\n{:<30} {:<30} {:<10} {:<15}\n{:<30} {:<30} {:<10} {:<15}\n{:<30} {:<30} {:<10} {:<15}\n",
+            "GROUP", "TOPIC", "PARTITION", "NEW-OFFSET", "cg1", "cg", "0", "0", "cg1", "cg", "1", "0"
+        )
+    );
+    let rows = describe_rows(&run_ok(&groups_cmd(&b, &["--describe", "--group", "cg1"])));
+    assert_eq!(rows[0][3], "3");
+    // Execute: committed 0, full lag.
+    run_ok(&groups_cmd(
+        &b,
+        &["--reset-offsets", "--group", "cg1", "--topic", "cg", "--to-earliest", "--execute"],
+    ));
+    let rows = describe_rows(&run_ok(&groups_cmd(&b, &["--describe", "--group", "cg1"])));
+    assert_eq!(
+        rows,
+        [["cg1", "cg", "0", "0", "5", "5", "-", "-", "-"], ["cg1", "cg", "1", "0", "2", "2", "-", "-", "-"]]
+    );
+    // Shift (clamped to the log end) and --to-offset for one partition.
+    run_ok(&groups_cmd(
+        &b,
+        &["--reset-offsets", "--group", "cg1", "--all-topics", "--shift-by", "3", "--execute"],
+    ));
+    run_ok(&groups_cmd(
+        &b,
+        &["--reset-offsets", "--group", "cg1", "--topic", "cg:0", "--to-offset", "1", "--execute"],
+    ));
+    let rows = describe_rows(&run_ok(&groups_cmd(&b, &["--describe", "--group", "cg1"])));
+    assert_eq!((rows[0][3].as_str(), rows[0][5].as_str()), ("1", "4"));
+    assert_eq!((rows[1][3].as_str(), rows[1][5].as_str()), ("2", "0"));
+
+    // By time: every record is younger than a day (earliest); none is after 2999 (log end).
+    run_ok(&groups_cmd(
+        &b,
+        &["--reset-offsets", "--group", "cg1", "--all-topics", "--by-duration", "P1D", "--execute"],
+    ));
+    let rows = describe_rows(&run_ok(&groups_cmd(&b, &["--describe", "--group", "cg1"])));
+    assert_eq!((rows[0][3].as_str(), rows[1][3].as_str()), ("0", "0"));
+    let plan = run_ok(&groups_cmd(
+        &b,
+        &[
+            "--reset-offsets",
+            "--group",
+            "cg1",
+            "--all-topics",
+            "--to-datetime",
+            "2999-01-01T00:00:00.000",
+            "--dry-run",
+        ],
+    ));
+    let planned: Vec<Vec<&str>> = plan.lines().skip(2).map(|l| l.split_whitespace().collect()).collect();
+    assert_eq!(planned, [["cg1", "cg", "0", "5"], ["cg1", "cg", "1", "2"]]);
+    let err = run_fails(&groups_cmd(
+        &b,
+        &["--reset-offsets", "--group", "cg1", "--all-topics", "--by-duration", "1d"],
+    ));
+    assert_eq!(err, "Error: --by-duration '1d' is not an ISO-8601 duration (PnDTnHnMnS)");
+
+    // A group with an active member: described with its member, reset refused.
+    let mut member = Command::new(env!("CARGO_BIN_EXE_shardlog"))
+        .args([
+            "console-consumer",
+            "--bootstrap-server",
+            &b,
+            "--topic",
+            "cg",
+            "--group",
+            "cg2",
+            "--timeout-ms",
+            "6000",
+        ])
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(20);
+    let state = loop {
+        // Until the member has joined, the group does not exist.
+        let o = shardlog(&[
+            "consumer-groups",
+            "--bootstrap-server",
+            &b,
+            "--describe",
+            "--group",
+            "cg2",
+            "--state",
+        ]);
+        let state = stdout(&o);
+        if state.contains(" Stable ") || Instant::now() > deadline {
+            break state;
+        }
+        std::thread::sleep(Duration::from_millis(200));
+    };
+    let state_lines: Vec<&str> = state.lines().collect();
+    assert_eq!(state_lines[0], "");
+    assert_eq!(
+        state_lines[1].split_whitespace().collect::<Vec<_>>(),
+        ["GROUP", "COORDINATOR", "(ID)", "ASSIGNMENT-STRATEGY", "STATE", "#MEMBERS"]
+    );
+    let fields: Vec<&str> = state_lines[2].split_whitespace().collect();
+    assert_eq!((fields[0], fields[3], fields[4], fields[5]), ("cg2", "range", "Stable", "1"), "{state}");
+    // Assigned partitions with nothing committed yet: the member's columns, `-` offsets.
+    let rows = describe_rows(&run_ok(&groups_cmd(&b, &["--describe", "--group", "cg2"])));
+    assert_eq!(rows.len(), 2, "{rows:?}");
+    for (i, r) in rows.iter().enumerate() {
+        assert_eq!(&r[..3], ["cg2", "cg", &i.to_string()]);
+        assert!(r[6].starts_with("shardlog-cli-") && r[8] == "shardlog-cli", "{r:?}");
+    }
+    assert_eq!((rows[0][4].as_str(), rows[1][4].as_str()), ("5", "2"));
+    let members = run_ok(&groups_cmd(&b, &["--describe", "--group", "cg2", "--members"]));
+    let member_row: Vec<&str> = members.lines().nth(2).unwrap().split_whitespace().collect();
+    assert_eq!(member_row.len(), 5, "{members:?}");
+    assert_eq!((member_row[0], member_row[4]), ("cg2", "2"), "{members}");
+    let err = run_fails(&groups_cmd(
+        &b,
+        &["--reset-offsets", "--group", "cg2", "--topic", "cg", "--to-earliest", "--execute"],
+    ));
+    assert_eq!(
+        err,
+        "Error: Assignments can only be reset if the group 'cg2' is inactive, but the current state is Stable."
+    );
+    // Neither --topic nor --all-topics: refused before anything is sent.
+    let err = run_fails(&groups_cmd(&b, &["--reset-offsets", "--group", "cg1", "--to-latest"]));
+    assert_eq!(err, "Error: Option --reset-offsets takes the option: --topic or --all-topics");
+    let err = run_fails(&groups_cmd(&b, &["--delete", "--group", "cg2"]));
+    assert!(err.contains("NON_EMPTY_GROUP"), "{err}");
+    assert!(member.wait().unwrap().success());
+
+    // Delete: Kafka's line, gone from --list, describing it is an error.
+    let out = run_ok(&groups_cmd(&b, &["--delete", "--group", "cg1"]));
+    assert_eq!(out, "Deletion of requested consumer groups ('cg1') was successful.\n");
+    let list = run_ok(&groups_cmd(&b, &["--list"]));
+    assert!(!list.lines().any(|l| l == "cg1"), "{list}");
+    let err = run_fails(&groups_cmd(&b, &["--describe", "--group", "cg1"]));
+    assert_eq!(err, "Error: Consumer group 'cg1' does not exist.");
 }
