@@ -52,10 +52,26 @@ pub fn topic_name(name: &str) -> TopicName {
 
 /// Metadata of `topics` (`None`: every topic), never creating any.
 pub fn metadata(client: &mut Client, topics: Option<&[String]>) -> Result<MetadataResponse, ClientError> {
+    metadata_request(client, topics, false)
+}
+
+/// Metadata a producer asks for: the broker creates a missing topic when its
+/// `auto.create.topics.enable` allows, as for Kafka's console producer.
+pub fn metadata_for_producing(client: &mut Client, topic: &str) -> Result<MetadataResponse, ClientError> {
+    metadata_request(client, Some(&[topic.to_string()]), true)
+}
+
+fn metadata_request(
+    client: &mut Client,
+    topics: Option<&[String]>,
+    allow_auto_topic_creation: bool,
+) -> Result<MetadataResponse, ClientError> {
     let topics = topics.map(|names| {
         names.iter().map(|n| MetadataRequestTopic::default().with_name(Some(topic_name(n)))).collect()
     });
-    let req = MetadataRequest::default().with_topics(topics).with_allow_auto_topic_creation(false);
+    let req = MetadataRequest::default()
+        .with_topics(topics)
+        .with_allow_auto_topic_creation(allow_auto_topic_creation);
     client.call(METADATA_V, &req)
 }
 

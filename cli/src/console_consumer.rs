@@ -25,7 +25,7 @@ use shardlog_storage::record_batch::{BatchIter, TimestampType};
 use shardlog_storage::records::Records;
 
 use crate::admin::{self, error_message, error_name, ToolError};
-use crate::client::{Client, DEFAULT_TIMEOUT};
+use crate::client::{timeout_from_command_config, Client};
 use crate::group_member::{GroupMember, AUTO_COMMIT_INTERVAL};
 
 const FETCH_V: i16 = 12;
@@ -75,6 +75,10 @@ pub struct ConsoleConsumerArgs {
     /// Exit when no record arrived for this many milliseconds.
     #[arg(long)]
     pub timeout_ms: Option<u64>,
+    /// A consumer properties file (Kafka's --consumer.config); `request.timeout.ms` and
+    /// `default.api.timeout.ms` set the request timeout, other keys are accepted and ignored.
+    #[arg(long = "consumer.config", alias = "command-config", value_name = "FILE")]
+    pub consumer_config: Option<std::path::PathBuf>,
     /// read_uncommitted (default) or read_committed (skip aborted transactions, stop at the LSO).
     #[arg(long, value_enum, default_value = "read_uncommitted")]
     pub isolation_level: IsolationLevel,
@@ -280,7 +284,7 @@ pub fn run(
     }
     let fmt = format(&args.properties)?;
     let (reset, explicit) = start_time(args)?;
-    let timeout = DEFAULT_TIMEOUT;
+    let timeout = timeout_from_command_config(args.consumer_config.as_deref()).map_err(ToolError)?;
     let mut bootstrap = admin::connect_bootstrap(&args.bootstrap_server, timeout)?;
     let md = admin::metadata(&mut bootstrap, Some(std::slice::from_ref(&args.topic)))?;
     let mut leaders = admin::partition_leaders(&md, &args.topic)

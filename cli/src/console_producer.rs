@@ -52,6 +52,9 @@ pub struct ConsoleProducerArgs {
     /// none, gzip (when given without a value), snappy, lz4 or zstd.
     #[arg(long, value_name = "CODEC", num_args = 0..=1, default_missing_value = "gzip")]
     pub compression_codec: Option<String>,
+    /// A producer properties file (Kafka's --producer.config); --producer-property entries win.
+    #[arg(long = "producer.config", alias = "command-config", value_name = "FILE")]
+    pub producer_config: Option<std::path::PathBuf>,
 }
 
 /// One line's record and what a failure report says about it.
@@ -83,6 +86,19 @@ fn parse_kv(list: &[String], what: &str) -> Result<BTreeMap<String, String>, Too
     Ok(map)
 }
 
+/// `key=value` lines of a client properties file (`#`/`!` comments skipped).
+fn properties_file(path: &std::path::Path) -> Result<BTreeMap<String, String>, ToolError> {
+    let text = std::fs::read_to_string(path)
+        .map_err(|e| ToolError(format!("cannot read {}: {e}", path.display())))?;
+    let lines: Vec<String> = text
+        .lines()
+        .map(str::trim)
+        .filter(|l| !l.is_empty() && !l.starts_with('#') && !l.starts_with('!'))
+        .map(str::to_string)
+        .collect();
+    parse_kv(&lines, "property in the producer config")
+}
+
 fn parse_acks(s: &str) -> Result<i16, ToolError> {
     match s.trim() {
         "all" | "-1" => Ok(-1),
@@ -109,7 +125,11 @@ fn parse_codec(s: &str) -> Result<Compression, ToolError> {
 
 fn settings(args: &ConsoleProducerArgs) -> Result<Settings, ToolError> {
     let props = parse_kv(&args.properties, "property")?;
-    let producer = parse_kv(&args.producer_properties, "producer property")?;
+    let mut producer = match &args.producer_config {
+        Some(path) => properties_file(path)?,
+        None => BTreeMap::new(),
+    };
+    producer.extend(parse_kv(&args.producer_properties, "producer property")?);
     // Explicit options win over --producer-property, as in ConsoleProducer.
     let acks = match (&args.request_required_acks, producer.get("acks")) {
         (Some(a), _) | (None, Some(a)) => parse_acks(a)?,
@@ -332,7 +352,7 @@ pub fn run(
 ) -> Result<usize, ToolError> {
     let settings = settings(args)?;
     let mut bootstrap = admin::connect_bootstrap(&args.bootstrap_server, settings.timeout)?;
-    let md = admin::metadata(&mut bootstrap, Some(std::slice::from_ref(&args.topic)))?;
+    let md = admin::metadata_for_producing(&mut bootstrap, &args.topic)?;
     let partitions = admin::partition_leaders(&md, &args.topic)
         .filter(|p| !p.is_empty())
         .ok_or_else(|| ToolError(format!("Topic {} not present in metadata.", args.topic)))?;

@@ -506,7 +506,18 @@ fn console_producer_partitions_keys_like_kafka() {
         "{err}"
     );
 
-    // Unknown topic: one line, non-zero exit.
+    // A missing topic is auto-created (auto.create.topics.enable defaults to true), as Kafka's
+    // console producer does.
+    let o = shardlog_with_input(&["console-producer", "--bootstrap-server", &b, "--topic", "fresh"], "a\n");
+    assert!(o.status.success(), "{}", stderr(&o));
+    let listed = shardlog(&["topics", "--bootstrap-server", &b, "--list"]);
+    assert!(String::from_utf8_lossy(&listed.stdout).lines().any(|l| l == "fresh"));
+}
+
+#[test]
+fn console_producer_to_a_missing_topic_without_auto_creation_fails_in_one_line() {
+    let broker = Broker::start(1, &["auto.create.topics.enable=false"]);
+    let b = broker.bootstrap();
     let o = shardlog_with_input(&["console-producer", "--bootstrap-server", &b, "--topic", "nope"], "a\n");
     assert!(!o.status.success());
     assert_eq!(stderr(&o), "Topic nope not present in metadata.\n");
@@ -934,4 +945,67 @@ fn consumer_groups_list_describe_reset_delete() {
     assert!(!list.lines().any(|l| l == "cg1"), "{list}");
     let err = run_fails(&groups_cmd(&b, &["--describe", "--group", "cg1"]));
     assert_eq!(err, "Error: Consumer group 'cg1' does not exist.");
+}
+
+/// The console tools read client properties files (Kafka's --producer.config /
+/// --consumer.config, also accepted as --command-config).
+#[test]
+fn console_tools_read_their_client_config_files() {
+    let broker = Broker::start(1, &[]);
+    let b = broker.bootstrap();
+    let dir = tempfile::tempdir().unwrap();
+    let bad = dir.path().join("bad.properties");
+    std::fs::write(&bad, "# a comment\nacks=banana\n").unwrap();
+    let out = shardlog_with_input(
+        &[
+            "console-producer",
+            "--bootstrap-server",
+            &b,
+            "--topic",
+            "cfg",
+            "--producer.config",
+            bad.to_str().unwrap(),
+        ],
+        "x\n",
+    );
+    assert!(!out.status.success());
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("acks"),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+
+    let good = dir.path().join("good.properties");
+    std::fs::write(&good, "acks=1\ncompression.type=zstd\nrequest.timeout.ms=5000\n").unwrap();
+    let out = shardlog_with_input(
+        &[
+            "console-producer",
+            "--bootstrap-server",
+            &b,
+            "--topic",
+            "cfg",
+            "--command-config",
+            good.to_str().unwrap(),
+        ],
+        "one\ntwo\n",
+    );
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let out = shardlog(&[
+        "console-consumer",
+        "--bootstrap-server",
+        &b,
+        "--topic",
+        "cfg",
+        "--from-beginning",
+        "--max-messages",
+        "2",
+        "--consumer.config",
+        good.to_str().unwrap(),
+    ]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert_eq!(String::from_utf8_lossy(&out.stdout), "one\ntwo\n");
+    // The producer config's compression reached the log.
+    let log = broker.dir.join("cfg-0").join("00000000000000000000.log");
+    let dump = shardlog(&["dump-log", "--files", log.to_str().unwrap()]);
+    assert!(String::from_utf8_lossy(&dump.stdout).contains("compresscodec: zstd"));
 }
