@@ -62,6 +62,10 @@ enum Command {
 }
 
 #[derive(Debug, clap::Args)]
+#[command(after_help = "Examples:\n  \
+    shardlog start\n  \
+    shardlog start --config /etc/shardlog/server.properties\n  \
+    shardlog start server.properties --override log.dirs=/var/lib/shardlog --override num.shards=4")]
 struct StartArgs {
     /// A server.properties file (Kafka's keys; unknown keys are refused).
     #[arg(long, short = 'c')]

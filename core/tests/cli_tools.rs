@@ -1009,3 +1009,27 @@ fn console_tools_read_their_client_config_files() {
     let dump = shardlog(&["dump-log", "--files", log.to_str().unwrap()]);
     assert!(String::from_utf8_lossy(&dump.stdout).contains("compresscodec: zstd"));
 }
+
+/// Every tool explains itself with examples, and a bad flag is one error and a non-zero exit.
+#[test]
+fn every_tool_has_help_with_examples_and_refuses_bad_flags() {
+    for tool in [
+        "start",
+        "topics",
+        "configs",
+        "consumer-groups",
+        "get-offsets",
+        "broker-api-versions",
+        "console-producer",
+        "console-consumer",
+        "dump-log",
+        "storage",
+    ] {
+        let help = shardlog(&[tool, "--help"]);
+        assert!(help.status.success(), "{tool} --help");
+        assert!(String::from_utf8_lossy(&help.stdout).contains("Examples"), "{tool} --help has no examples");
+        let bad = shardlog(&[tool, "--no-such-flag"]);
+        assert!(!bad.status.success(), "{tool} accepted a bad flag");
+        assert!(String::from_utf8_lossy(&bad.stderr).contains("--no-such-flag"), "{tool}");
+    }
+}
