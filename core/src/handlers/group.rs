@@ -49,7 +49,13 @@ fn s(value: impl Into<String>) -> StrBytes {
 }
 
 /// Dispatches one group API request (the caller matched the body to one of them).
-pub async fn handle(shard: &Shard, header: &RequestHeader, api_key: ApiKey, body: RequestKind) -> Response {
+pub async fn handle(
+    shard: &Shard,
+    header: &RequestHeader,
+    api_key: ApiKey,
+    body: RequestKind,
+    client_host: &str,
+) -> Response {
     let version = header.request_api_version;
     let correlation_id = header.correlation_id;
     let client_id = header.client_id.as_ref().map(|c| c.to_string()).unwrap_or_default();
@@ -57,9 +63,12 @@ pub async fn handle(shard: &Shard, header: &RequestHeader, api_key: ApiKey, body
         RequestKind::FindCoordinator(req) => {
             encode(api_key, version, correlation_id, &find_coordinator(shard, req, version).await)
         }
-        RequestKind::JoinGroup(req) => {
-            encode(api_key, version, correlation_id, &join_group(shard, req, version, client_id).await)
-        }
+        RequestKind::JoinGroup(req) => encode(
+            api_key,
+            version,
+            correlation_id,
+            &join_group(shard, req, version, client_id, client_host).await,
+        ),
         RequestKind::SyncGroup(req) => {
             encode(api_key, version, correlation_id, &sync_group(shard, req, version).await)
         }
@@ -143,14 +152,14 @@ async fn join_group(
     req: JoinGroupRequest,
     version: i16,
     client_id: String,
+    client_host: &str,
 ) -> JoinGroupResponse {
     let group_id = req.group_id.0.to_string();
     let request = JoinRequest {
         member_id: req.member_id.to_string(),
         instance_id: req.group_instance_id.as_ref().map(|i| i.to_string()),
         client_id,
-        // The connection's peer address is not passed to handlers; Kafka shows "/<ip>".
-        client_host: String::new(),
+        client_host: client_host.to_string(),
         session_timeout_ms: req.session_timeout_ms,
         // v0 has no rebalance timeout: the session timeout serves as both.
         rebalance_timeout_ms: if version >= 1 { req.rebalance_timeout_ms } else { req.session_timeout_ms },

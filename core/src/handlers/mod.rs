@@ -45,7 +45,8 @@ pub struct FetchReply {
     pub reads: Vec<ReadInfo>,
 }
 
-pub async fn handle(shard: &Shard, request: Request) -> Response {
+/// Serves one request; `client_host` is the peer's address as Kafka prints it (`/1.2.3.4`).
+pub async fn handle(shard: &Shard, request: Request, client_host: &str) -> Response {
     let version = request.version();
     let correlation_id = request.correlation_id();
     let api_key = request.api_key;
@@ -130,7 +131,9 @@ pub async fn handle(shard: &Shard, request: Request) -> Response {
         | RequestKind::OffsetDelete(_)
         | RequestKind::ListGroups(_)
         | RequestKind::DescribeGroups(_)
-        | RequestKind::DeleteGroups(_)) => group::handle(shard, &request.header, api_key, body).await,
+        | RequestKind::DeleteGroups(_)) => {
+            group::handle(shard, &request.header, api_key, body, client_host).await
+        }
         _ => {
             // parse_request only lets advertised APIs through; reaching here is a bug in the
             // table, and Kafka closes the connection on an API it does not serve.

@@ -17,7 +17,10 @@ use super::Shard;
 use crate::handlers::{self, Response};
 
 pub async fn serve(shard: &Shard, mut stream: TcpStream) {
-    let peer = stream.peer_addr().map(|a| a.to_string()).unwrap_or_default();
+    let peer_addr = stream.peer_addr().ok();
+    let peer = peer_addr.map(|a| a.to_string()).unwrap_or_default();
+    // What group descriptions show as a member's host, in Kafka's form ("/127.0.0.1").
+    let client_host = peer_addr.map(|a| format!("/{}", a.ip())).unwrap_or_default();
     let idle_ms = shard.config.connections_max_idle_ms;
     let max_frame_bytes = shard.config.socket_request_max_bytes;
     loop {
@@ -67,7 +70,7 @@ pub async fn serve(shard: &Shard, mut stream: TcpStream) {
             },
         };
         shard.request_started();
-        let response = handlers::handle(shard, request).await;
+        let response = handlers::handle(shard, request, &client_host).await;
         let send = async {
             match response {
                 Response::None => Ok(()),

@@ -144,7 +144,7 @@ pub fn kcat(args: &[&str], stdin: &str) -> String {
         .stderr(Stdio::piped())
         .spawn()
         .expect("kcat is installed by scripts/test.sh");
-    child.stdin.take().unwrap().write_all(stdin.as_bytes()).unwrap();
+    let _ = child.stdin.take().unwrap().write_all(stdin.as_bytes()); // a failed kcat is reported below
     let out = child.wait_with_output().unwrap();
     assert!(out.status.success(), "kcat {args:?} failed: {}", String::from_utf8_lossy(&out.stderr));
     String::from_utf8(out.stdout).unwrap()
