@@ -8,6 +8,7 @@ mod common;
 use std::process::{Command, Output};
 use std::time::{Duration, Instant};
 
+use common::shardlog_with_input;
 use common::{kcat, Broker};
 
 fn shardlog(args: &[&str]) -> Output {
@@ -361,21 +362,6 @@ fn configs_describe_and_alter_round_trip() {
 }
 
 /// Runs shardlog with `stdin` piped in (not a terminal: no prompt).
-fn shardlog_with_input(args: &[&str], input: &str) -> Output {
-    use std::io::Write;
-    use std::process::Stdio;
-    let mut child = Command::new(env!("CARGO_BIN_EXE_shardlog"))
-        .args(args)
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("runs shardlog");
-    // A tool that fails before reading its input closes the pipe: that is its answer, not an
-    // error of the test.
-    let _ = child.stdin.take().unwrap().write_all(input.as_bytes());
-    child.wait_with_output().unwrap()
-}
 
 /// `partition|key|value` lines of everything in `topic`, sorted.
 fn kcat_read(b: &str, topic: &str) -> Vec<(i32, String, String)> {

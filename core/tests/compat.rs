@@ -34,7 +34,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use common::{kcat, Broker};
+use common::{go_build, kcat, Broker};
 
 /// The longest one client run may take.
 const CLIENT_TIMEOUT: Duration = Duration::from_secs(30);
@@ -135,29 +135,6 @@ fn tail(s: &str, bytes: usize) -> &str {
         start += 1;
     }
     &s[start..]
-}
-
-/// Builds the Go program in `core/tests/compat/<name>` offline against Debian's packaged
-/// sources; `tag` keeps concurrent tests from writing the same binary.
-fn go_build(name: &str, tag: &str) -> PathBuf {
-    let source = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/compat").join(name);
-    let out_dir = Path::new(env!("CARGO_TARGET_TMPDIR")).join("compat");
-    std::fs::create_dir_all(&out_dir).unwrap();
-    let binary = out_dir.join(format!("{name}-{tag}"));
-    let out = Command::new("go")
-        .args(["build", "-o"])
-        .arg(&binary)
-        .arg(".")
-        .current_dir(&source)
-        .env("GOPATH", "/usr/share/gocode")
-        .env("GO111MODULE", "off")
-        .env("GOFLAGS", "")
-        .env("GOPROXY", "off")
-        .env("GOCACHE", out_dir.join("gocache"))
-        .output()
-        .expect("go is installed with golang-go");
-    assert!(out.status.success(), "go build {name} failed:\n{}", String::from_utf8_lossy(&out.stderr));
-    binary
 }
 
 fn kafka_python_script() -> PathBuf {

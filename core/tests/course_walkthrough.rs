@@ -2,22 +2,12 @@
 //! of `kafka-<tool>.sh`, against a one-shard broker (so leaders read `1`, as in the course).
 mod common;
 
-use std::io::Write;
-use std::process::{Command, Output, Stdio};
+use std::process::Output;
 
 use common::Broker;
 
 fn shardlog(args: &[&str], stdin: &str) -> Output {
-    let mut child = Command::new(env!("CARGO_BIN_EXE_shardlog"))
-        .args(args)
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("runs shardlog");
-    // A tool that fails before reading its input closes the pipe: its exit status says why.
-    let _ = child.stdin.take().unwrap().write_all(stdin.as_bytes());
-    child.wait_with_output().unwrap()
+    common::shardlog_with_input(args, stdin)
 }
 
 /// Runs a tool that must succeed; returns its stdout.

@@ -477,23 +477,7 @@ fn sarama_consumer_group_commits_and_resumes() {
     if !installed("golang-github-shopify-sarama-dev") {
         return;
     }
-    let source = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/compat/sarama_group");
-    let out_dir = std::path::Path::new(env!("CARGO_TARGET_TMPDIR")).join("compat");
-    std::fs::create_dir_all(&out_dir).unwrap();
-    let binary = out_dir.join("sarama_group-groups");
-    let built = Command::new("go")
-        .args(["build", "-o"])
-        .arg(&binary)
-        .arg(".")
-        .current_dir(&source)
-        .env("GOPATH", "/usr/share/gocode")
-        .env("GO111MODULE", "off")
-        .env("GOFLAGS", "")
-        .env("GOPROXY", "off")
-        .env("GOCACHE", out_dir.join("gocache"))
-        .output()
-        .expect("go is installed with golang-go");
-    assert!(built.status.success(), "go build: {}", String::from_utf8_lossy(&built.stderr));
+    let binary = common::go_build("sarama_group", "groups");
 
     let broker = start_broker();
     let b = broker.bootstrap();

@@ -149,3 +149,41 @@ pub fn kcat(args: &[&str], stdin: &str) -> String {
     assert!(out.status.success(), "kcat {args:?} failed: {}", String::from_utf8_lossy(&out.stderr));
     String::from_utf8(out.stdout).unwrap()
 }
+
+/// Builds the Go program in `core/tests/compat/<name>` offline against Debian's packaged
+/// sources; `tag` keeps concurrent tests from writing the same binary.
+pub fn go_build(name: &str, tag: &str) -> PathBuf {
+    let source = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/compat").join(name);
+    let out_dir = Path::new(env!("CARGO_TARGET_TMPDIR")).join("compat");
+    std::fs::create_dir_all(&out_dir).unwrap();
+    let binary = out_dir.join(format!("{name}-{tag}"));
+    let out = Command::new("go")
+        .args(["build", "-o"])
+        .arg(&binary)
+        .arg(".")
+        .current_dir(&source)
+        .env("GOPATH", "/usr/share/gocode")
+        .env("GO111MODULE", "off")
+        .env("GOFLAGS", "")
+        .env("GOPROXY", "off")
+        .env("GOCACHE", out_dir.join("gocache"))
+        .output()
+        .expect("go is installed with golang-go");
+    assert!(out.status.success(), "go build {name} failed:\n{}", String::from_utf8_lossy(&out.stderr));
+    binary
+}
+
+/// Runs `shardlog` with `args`, feeding `input` on stdin. A tool that fails before reading its
+/// input closes the pipe: its exit status says why, so the write error is ignored.
+pub fn shardlog_with_input(args: &[&str], input: &str) -> std::process::Output {
+    use std::io::Write;
+    let mut child = Command::new(env!("CARGO_BIN_EXE_shardlog"))
+        .args(args)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("runs shardlog");
+    let _ = child.stdin.take().unwrap().write_all(input.as_bytes());
+    child.wait_with_output().unwrap()
+}
