@@ -22,7 +22,10 @@ if [ ${#missing[@]} -gt 0 ] || [ ${#compat[@]} -gt 0 ]; then
   SUDO=""; [ "$(id -u)" -eq 0 ] || SUDO="sudo"
   $SUDO apt-get update -qq
   for package in ${compat[@]+"${compat[@]}"}; do
-    if apt-cache policy "$package" 2>/dev/null | grep -q 'Candidate: [^(]'; then
+    # Read the whole answer before matching: `grep -q` quits at the first match, and under
+    # pipefail the SIGPIPE that apt-cache then gets would count as "no package".
+    policy=$(apt-cache policy "$package" 2>/dev/null || true)
+    if grep -q 'Candidate: [^(]' <<<"$policy"; then
       missing+=("$package")
     else
       echo "Debian has no package $package: its compat test will be skipped"
