@@ -88,9 +88,13 @@ pub fn run(job: ConsumerJob, ready: std::sync::mpsc::Sender<Result<()>>) -> Resu
 }
 
 /// Splits `partitions` partitions over `consumers` as evenly as possible (consumer `i` gets
-/// partitions `i, i + n, i + 2n, …`); a consumer beyond the partition count gets none.
+/// partitions `i, i + n, i + 2n, …`); a consumer beyond the partition count gets none, and
+/// no consumers (a produce-only run) get nothing.
 pub fn split_partitions(partitions: usize, consumers: usize) -> Vec<Vec<i32>> {
     let mut out = vec![Vec::new(); consumers];
+    if consumers == 0 {
+        return out;
+    }
     for p in 0..partitions {
         out[p % consumers].push(p as i32);
     }
@@ -104,5 +108,6 @@ mod tests {
         let s = super::split_partitions(5, 2);
         assert_eq!(s, vec![vec![0, 2, 4], vec![1, 3]]);
         assert_eq!(super::split_partitions(1, 3)[2], Vec::<i32>::new());
+        assert!(super::split_partitions(16, 0).is_empty());
     }
 }
