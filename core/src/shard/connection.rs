@@ -87,6 +87,10 @@ pub async fn serve(shard: &Shard, mut stream: TcpStream) {
             tracing::debug!("closing connection from {peer}: {reason}");
             return;
         }
+        // A client that pipelines requests always has the next one waiting, and reading it
+        // need not suspend: give the shard's other connections their turn between requests,
+        // or one busy producer starves every fetch on the shard.
+        futures_lite::future::yield_now().await;
     }
 }
 
