@@ -114,8 +114,9 @@ pub struct PartitionLog {
     /// Files were created, renamed or removed since the last flush: fsync the directory.
     dir_needs_sync: bool,
     pending_deletions: Vec<PendingDeletion>,
-    /// The log cleaner's checkpoint: offsets below it were cleaned (in memory only; after an
-    /// open the whole log counts as dirty and the first pass cleans it again).
+    /// The log cleaner's checkpoint: offsets below it were cleaned. The owner persists it in
+    /// `cleaner-offset-checkpoint` and restores it with `set_first_uncleaned_offset`; without
+    /// that the whole log counts as dirty after an open.
     first_uncleaned_offset: i64,
 }
 
@@ -705,23 +706,51 @@ impl PartitionLog {
         }
     }
 
-    /// Whether the cleaner should run now: the policy includes `compact` and either the dirty
-    /// ratio reached `min_cleanable_dirty_ratio` or the oldest dirty segment's newest record
-    /// is older than `max_compaction_lag_ms`.
+    /// Whether the cleaner should run now (Kafka's `LogCleanerManager` rule): the policy
+    /// includes `compact`, a cleanable segment holds dirty offsets, and either the dirty ratio
+    /// is *above* `min_cleanable_dirty_ratio` or the compaction delay is positive.
     pub fn clean_due(&self, now_ms: i64) -> bool {
         if !self.config.cleanup_policy.compact {
             return false;
         }
-        let ratio = self.cleanable_dirty_ratio(now_ms);
-        if ratio <= 0.0 {
-            return false;
-        }
         let dirty_start = self.dirty_start();
-        let overdue = self.segments[..self.cleanable_segment_count(now_ms)]
+        let has_cleanable_dirty = self.segments[..self.cleanable_segment_count(now_ms)]
             .iter()
-            .find(|s| s.next_offset() > dirty_start && !s.is_empty())
-            .is_some_and(|s| now_ms.saturating_sub(s.max_timestamp()) > self.config.max_compaction_lag_ms);
-        ratio >= self.config.min_cleanable_dirty_ratio || overdue
+            .any(|s| s.next_offset() > dirty_start && !s.is_empty());
+        has_cleanable_dirty
+            && (self.cleanable_dirty_ratio(now_ms) > self.config.min_cleanable_dirty_ratio
+                || self.max_compaction_delay_ms(now_ms) > 0)
+    }
+
+    /// Kafka's `maxCompactionDelay`: how far past `max_compaction_lag_ms` the oldest first
+    /// batch timestamp of the dirty sealed segments is (0 when none is overdue). Segments
+    /// without a timestamp do not count.
+    pub fn max_compaction_delay_ms(&self, now_ms: i64) -> i64 {
+        let dirty_start = self.dirty_start();
+        let sealed = &self.segments[..self.segments.len() - 1];
+        let earliest = sealed
+            .iter()
+            .filter(|s| s.next_offset() > dirty_start)
+            .map(LogSegment::first_batch_timestamp)
+            .filter(|t| *t > 0)
+            .min();
+        let clean_until_ms = now_ms.saturating_sub(self.config.max_compaction_lag_ms.max(0));
+        match earliest {
+            Some(t) if t < clean_until_ms => clean_until_ms - t,
+            _ => 0,
+        }
+    }
+
+    /// Restores the cleaner's checkpoint (`cleaner-offset-checkpoint`) after an open. As
+    /// Kafka does, an offset below the log start counts from the log start and one past the
+    /// log end (the log was truncated under it) is dropped: the whole log is dirty again.
+    pub fn set_first_uncleaned_offset(&mut self, offset: i64) {
+        self.first_uncleaned_offset = if offset > self.log_end_offset() {
+            tracing::warn!(dir = ?self.dir, offset, "cleaner checkpoint past the log end: cleaning from the start");
+            self.log_start_offset
+        } else {
+            offset.max(self.log_start_offset)
+        };
     }
 
     /// Step 1 of a cleaning pass (see `log_cleaner`): what to clean, with the segments' files
@@ -750,6 +779,7 @@ impl PartitionLog {
             now_ms,
             delete_retention_ms: self.config.delete_retention_ms,
             dedupe_buffer_bytes,
+            producer_last_offsets: std::collections::HashMap::new(),
         })
     }
 
