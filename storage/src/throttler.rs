@@ -3,6 +3,10 @@
 //! writes; once per check interval the observed rate is compared with the desired one and, if
 //! it is higher, the cleaner sleeps long enough to bring the interval's average down to it.
 //!
+//! One refinement over Kafka: a check also happens as soon as the bytes of the current
+//! interval exceed what the rate allows for a whole interval, so a pass shorter than an
+//! interval cannot burst past the limit unchecked (Kafka waits for the interval to end).
+//!
 //! The decision ([`Throttler::observe`]) is a pure function of the bytes and the clock, so it
 //! is tested without sleeping; [`Throttler::maybe_throttle`] sleeps on the shard's timer, which
 //! lets produce and fetch run meanwhile (the cleaner holds no partition lock while building).
@@ -45,13 +49,16 @@ impl Throttler {
     }
 
     /// Counts `bytes` at `now` and returns how long to sleep (zero for no nap). When an
-    /// interval of [`CHECK_INTERVAL_MS`] is complete its count starts over, from the end of
-    /// the nap returned.
+    /// interval of [`CHECK_INTERVAL_MS`] is complete, or its bytes exceed an interval's worth
+    /// at the rate, the rate is checked and the count starts over from the end of the nap
+    /// returned.
     pub fn observe(&mut self, bytes: u64, now: Instant) -> Duration {
         let Some(rate) = self.bytes_per_second else { return Duration::ZERO };
         self.observed_bytes += bytes as f64;
         let elapsed = now.saturating_duration_since(self.period_start);
-        if elapsed <= Duration::from_millis(CHECK_INTERVAL_MS) || self.observed_bytes <= 0.0 {
+        let interval_budget_bytes = rate * CHECK_INTERVAL_MS as f64 / 1000.0;
+        let interval_done = elapsed > Duration::from_millis(CHECK_INTERVAL_MS);
+        if (!interval_done && self.observed_bytes <= interval_budget_bytes) || self.observed_bytes <= 0.0 {
             return Duration::ZERO;
         }
         let elapsed_ms = elapsed.as_millis() as f64;
@@ -93,14 +100,22 @@ mod tests {
     fn sleeps_to_bring_the_interval_down_to_the_rate() {
         let start = Instant::now();
         let mut t = Throttler::new(1000.0, start);
-        // Inside the check interval: counted, no nap yet.
-        assert_eq!(t.observe(600, start + Duration::from_millis(100)), Duration::ZERO);
+        // Inside the check interval and its budget (300 bytes): counted, no nap yet.
+        assert_eq!(t.observe(200, start + Duration::from_millis(100)), Duration::ZERO);
         // 1000 bytes in 400 ms at 1000 B/s should have taken 1000 ms: sleep 600 ms.
         let at = start + Duration::from_millis(400);
-        assert_eq!(t.observe(400, at), Duration::from_millis(600));
+        assert_eq!(t.observe(800, at), Duration::from_millis(600));
         // The next interval starts after the nap: 100 bytes over 400 ms is under the rate.
         let later = at + Duration::from_millis(600 + 400);
         assert_eq!(t.observe(100, later), Duration::ZERO);
+    }
+
+    #[test]
+    fn a_burst_over_the_interval_budget_naps_before_the_interval_ends() {
+        let start = Instant::now();
+        let mut t = Throttler::new(1000.0, start);
+        // 500 bytes in 50 ms: more than the 300 an interval allows, so it naps at once.
+        assert_eq!(t.observe(500, start + Duration::from_millis(50)), Duration::from_millis(450));
     }
 
     #[test]
