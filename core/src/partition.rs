@@ -261,9 +261,10 @@ impl Partition {
     }
 
     /// One log-cleaner pass when `cleanup.policy` includes `compact` and the dirty ratio (or
-    /// `max.compaction.lag.ms`) says so. The write lock is held only to plan the pass and to
-    /// swap the cleaned segments in; reading and rewriting the segments runs unlocked (it
-    /// yields between batches), so produce and fetch on this partition go on meanwhile. If
+    /// `max.compaction.lag.ms`) says so. The lock is held only to plan the pass and to swap
+    /// each cleaned segment in (one per hold); reading and rewriting the segments runs
+    /// unlocked (it yields between batches and naps when throttled), so produce and fetch on
+    /// this partition go on meanwhile. If
     /// the log changed under the pass (retention deleted a segment), the swap is dropped.
     /// Each idempotent producer's last batch is kept (empty if need be), so the producer
     /// state rebuilt from the log after a restart still knows its last sequence. Returns
@@ -282,9 +283,20 @@ impl Partition {
         plan.retain_producer_last_batches(self.producers.borrow().last_batch_offsets());
         tracing::info!("{}-{}: log cleaner pass started", self.topic, self.index);
         let cleaned = plan.build_throttled(&mut cleaner.throttler).await.map_err(|e| log_error(&e))?;
-        let mut log = self.log.write().await.map_err(|_| KafkaError::KafkaStorageError)?;
-        let stats = log.install_cleaned(cleaned).await.map_err(|e| log_error(&e))?;
-        self.first_uncleaned_offset.set(log.first_uncleaned_offset());
+        let mut cleaned = cleaned;
+        // One segment swapped per hold of the lock: produce and fetch wait at most for one
+        // segment's swap. Bounded: every step swaps or discards at least one output.
+        let stats = loop {
+            let mut log = self.log.write().await.map_err(|_| KafkaError::KafkaStorageError)?;
+            let step = log.install_cleaned_step(&mut cleaned).await.map_err(|e| log_error(&e))?;
+            self.first_uncleaned_offset.set(log.first_uncleaned_offset());
+            drop(log);
+            match step {
+                Some(stats) => break stats,
+                // Let a produce or fetch that waited for the lock take it first.
+                None => futures_lite::future::yield_now().await,
+            }
+        };
         tracing::info!("{}-{}: log cleaner pass done {stats:?}", self.topic, self.index);
         Ok(self.first_uncleaned_offset.get() != before)
     }

@@ -17,8 +17,9 @@
 //!    map's end — the already-clean ones too, whose keys may have newer values in the dirty
 //!    section — into `<base>.log.cleaned`, one output per segment with the same base offset
 //!    (segments are not merged yet). It yields to the shard between batches.
-//! 3. [`PartitionLog::install_cleaned`](crate::partition_log::PartitionLog::install_cleaned)
-//!    (`&mut self`, short) swaps the outputs in; see there for the crash contract.
+//! 3. [`PartitionLog::install_cleaned_step`](crate::partition_log::PartitionLog::install_cleaned_step)
+//!    (`&mut self`, one segment per call) swaps the outputs in; see there for the crash
+//!    contract.
 //!
 //! What a rewrite keeps, record by record: a record without a key; a record whose key is not
 //! in the map or whose offset is at or after the map's offset for it (so records past the
@@ -132,8 +133,11 @@ pub(crate) struct CleanedOutput {
 #[derive(Debug)]
 pub struct CleanedSegments {
     pub(crate) dir: PathBuf,
+    /// Outputs not yet swapped in, lowest offset first.
     pub(crate) outputs: Vec<CleanedOutput>,
     pub(crate) stats: CleanStats,
+    /// Outputs swapped in so far.
+    pub(crate) installed: usize,
 }
 
 pub(crate) fn cleaned_path(dir: &Path, base_offset: i64) -> PathBuf {
@@ -189,8 +193,12 @@ impl CleanPlan {
         let map_end = self.build_offset_map(&mut map, &mut stats, throttler).await?;
         stats.map_keys = map.map.len();
         stats.cleaned_up_to = map_end;
-        let mut cleaned =
-            CleanedSegments { dir: self.dir.clone(), outputs: Vec::new(), stats: CleanStats::default() };
+        let mut cleaned = CleanedSegments {
+            dir: self.dir.clone(),
+            outputs: Vec::new(),
+            stats: CleanStats::default(),
+            installed: 0,
+        };
         if map_end <= self.dirty_start {
             cleaned.stats = stats;
             return Ok(cleaned);

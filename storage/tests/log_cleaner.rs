@@ -502,3 +502,44 @@ fn max_compaction_lag_cleans_below_the_dirty_ratio_and_rolls_the_active_segment(
         log.close().await.unwrap();
     });
 }
+
+/// The swap goes one segment per step, so the owner can let produce and fetch in between:
+/// after every step the log reads consistently (offsets increase, the latest value of every
+/// key is there), appends in between are kept, and the checkpoint moves only at the end.
+#[test]
+fn a_pass_is_swapped_in_one_segment_per_step_with_a_consistent_log_between_steps() {
+    run(|| async {
+        let dir = tempfile::tempdir().unwrap();
+        let mut log = course_example_log(dir.path(), Compression::None).await;
+        let before = latest(&read_records(&log).await);
+        let mut cleaned = log.plan_clean(TS, 1 << 20).unwrap().build().await.unwrap();
+        let mut steps = 0;
+        let stats = loop {
+            let step = log.install_cleaned_step(&mut cleaned).await.unwrap();
+            steps += 1;
+            let now = read_records(&log).await;
+            assert!(offsets_increase(&now));
+            let mut want = before.clone();
+            if steps > 1 {
+                want.insert("user-5".into(), (9, Some("between".into())));
+            }
+            assert_eq!(latest(&now), want, "after step {steps}");
+            if let Some(stats) = step {
+                break stats;
+            }
+            assert_eq!(log.first_uncleaned_offset(), 0, "the checkpoint waits for the whole pass");
+            if steps == 1 {
+                log.append(keyed_batch(Compression::None, &[("user-5", Some("between"))], TS), 0, TS)
+                    .await
+                    .unwrap();
+            }
+        };
+        assert_eq!(stats.segments_cleaned, steps - 1);
+        assert!(stats.segments_cleaned >= 4 && !stats.aborted);
+        assert_eq!(log.first_uncleaned_offset(), stats.cleaned_up_to);
+        let mut want = expected_course_result();
+        want.push((9, Some("user-5".into()), Some("between".into())));
+        assert_eq!(read_records(&log).await, want);
+        log.close().await.unwrap();
+    });
+}
