@@ -82,13 +82,57 @@ fn produce_keyed(bootstrap: &str, topic: &str, lines: &[String]) {
 }
 
 fn checkpoint_entry(log_dir: &Path, topic: &str) -> Option<i64> {
+    checkpoint_entry_of(log_dir, topic, 0)
+}
+
+fn checkpoint_entry_of(log_dir: &Path, topic: &str, partition: i32) -> Option<i64> {
     let text = std::fs::read_to_string(log_dir.join("cleaner-offset-checkpoint")).ok()?;
     let mut lines = text.lines();
     assert_eq!(lines.next(), Some("0"), "version line of:\n{text}");
     let count: usize = lines.next()?.parse().unwrap();
     let entries: Vec<&str> = lines.collect();
     assert_eq!(entries.len(), count, "entry count of:\n{text}");
-    entries.iter().find_map(|l| l.strip_prefix(&format!("{topic} 0 "))?.parse().ok())
+    entries.iter().find_map(|l| l.strip_prefix(&format!("{topic} {partition} "))?.parse().ok())
+}
+
+/// Every shard's cleaner writes the one `cleaner-offset-checkpoint` of the log dir; each
+/// rewrite keeps the other shards' entries.
+#[test]
+fn shards_share_the_cleaner_checkpoint_file() {
+    let broker =
+        Broker::start(2, &["log.cleanup.policy=compact", "log.segment.bytes=200", "num.partitions=2"]);
+    let b = broker.bootstrap();
+    for partition in ["0", "1"] {
+        let lines: Vec<String> = (0..12).map(|i| format!("user-{}:v{i}", i % 3)).collect();
+        kcat(
+            &[
+                "-b",
+                &b,
+                "-t",
+                "pair",
+                "-p",
+                partition,
+                "-P",
+                "-K",
+                ":",
+                "-X",
+                "linger.ms=0",
+                "-X",
+                "batch.num.messages=1",
+            ],
+            &(lines.join("\n") + "\n"),
+        );
+    }
+    let both = || {
+        checkpoint_entry_of(&broker.dir, "pair", 0).is_some()
+            && checkpoint_entry_of(&broker.dir, "pair", 1).is_some()
+    };
+    assert!(
+        wait_until(Duration::from_secs(30), both),
+        "{:?}\n{}",
+        std::fs::read_to_string(broker.dir.join("cleaner-offset-checkpoint")),
+        broker.log_text()
+    );
 }
 
 /// Kafka's `cleaner-offset-checkpoint`: written after a pass, read on start, so the first pass
