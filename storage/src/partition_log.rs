@@ -822,7 +822,7 @@ impl PartitionLog {
                 self.first_uncleaned_offset = self.first_uncleaned_offset.max(stats.cleaned_up_to);
             }
             if cleaned.installed > 0 {
-                tracing::info!(dir = ?self.dir, ?stats, "log cleaned");
+                tracing::debug!(dir = ?self.dir, ?stats, "log cleaned");
             }
             return Ok(Some(stats));
         };
