@@ -517,6 +517,8 @@ impl PartitionLog {
         self.log_start_offset = self.log_start_offset.min(log_end);
         self.high_watermark = self.high_watermark.min(log_end);
         self.recovery_point = self.recovery_point.min(log_end);
+        // Kafka's `maybeTruncateCheckpoint`: offsets appended again after the cut are dirty.
+        self.first_uncleaned_offset = self.first_uncleaned_offset.min(log_end);
         self.check_invariants();
         Ok(())
     }
@@ -530,6 +532,7 @@ impl PartitionLog {
         self.log_start_offset = offset;
         self.high_watermark = offset;
         self.recovery_point = offset;
+        self.first_uncleaned_offset = offset;
         self.check_invariants();
         Ok(())
     }

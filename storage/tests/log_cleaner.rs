@@ -543,3 +543,19 @@ fn a_pass_is_swapped_in_one_segment_per_step_with_a_consistent_log_between_steps
         log.close().await.unwrap();
     });
 }
+
+/// A truncation below the cleaner's progress moves it back (Kafka's
+/// `maybeTruncateCheckpoint`): records appended again at those offsets are dirty.
+#[test]
+fn a_truncation_moves_the_cleaner_progress_back() {
+    run(|| async {
+        let dir = tempfile::tempdir().unwrap();
+        let mut log = course_example_log(dir.path(), Compression::None).await;
+        log.clean(TS, 1 << 20).await.unwrap();
+        assert_eq!(log.first_uncleaned_offset(), 8);
+        log.truncate_to(6).await.unwrap();
+        assert_eq!(log.first_uncleaned_offset(), log.log_end_offset());
+        assert!(log.first_uncleaned_offset() <= 6);
+        log.close().await.unwrap();
+    });
+}
