@@ -15,9 +15,9 @@ use std::time::{Duration, Instant};
 
 /// Kafka's `LogCleaner` checks its throttler every 300 ms.
 pub const CHECK_INTERVAL_MS: u64 = 300;
-/// The longest single nap: a huge observation at a tiny rate must not park the cleaner (and
-/// the shutdown that waits for maintenance) for hours in one step; the remainder is carried
-/// into the next interval, so the average rate still holds.
+/// The longest single nap: a huge observation at a tiny rate must not park the cleaner for
+/// hours in one step (every wait has a bound, and other partitions wait for their turn); the
+/// remainder is carried into the next interval, so the average rate still holds.
 const SLEEP_MAX_MS: u64 = 10_000;
 
 #[derive(Debug, Clone)]
