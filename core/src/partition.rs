@@ -264,8 +264,8 @@ impl Partition {
     /// `max.compaction.lag.ms`) says so. The lock is held only to plan the pass and to swap
     /// each cleaned segment in (one per hold); reading and rewriting the segments runs
     /// unlocked (it yields between batches and naps when throttled), so produce and fetch on
-    /// this partition go on meanwhile. If
-    /// the log changed under the pass (retention deleted a segment), the swap is dropped.
+    /// this partition go on meanwhile. If the log changed under the pass (retention deleted
+    /// a segment), the rest of the swap is dropped.
     /// Each idempotent producer's last batch is kept (empty if need be), so the producer
     /// state rebuilt from the log after a restart still knows its last sequence. Returns
     /// whether the cleaner's progress moved (the shard then rewrites
@@ -282,8 +282,7 @@ impl Partition {
         let before = self.first_uncleaned_offset.get();
         plan.retain_producer_last_batches(self.producers.borrow().last_batch_offsets());
         tracing::info!("{}-{}: log cleaner pass started", self.topic, self.index);
-        let cleaned = plan.build_throttled(&mut cleaner.throttler).await.map_err(|e| log_error(&e))?;
-        let mut cleaned = cleaned;
+        let mut cleaned = plan.build_throttled(&mut cleaner.throttler).await.map_err(|e| log_error(&e))?;
         // One segment swapped per hold of the lock: produce and fetch wait at most for one
         // segment's swap. Bounded: every step swaps or discards at least one output.
         let stats = loop {
