@@ -18,6 +18,7 @@ use shardlog_storage::partition_log::{PartitionLog, ReadInfo, TimestampAndOffset
 use shardlog_storage::producer_state::{snapshot_file_name, ProducerCheck, ProducerStateManager};
 use shardlog_storage::record_batch::BatchIter;
 use shardlog_storage::records::Records;
+use shardlog_storage::throttler::Throttler;
 
 use crate::errors::{log_error, producer_error};
 
@@ -41,6 +42,18 @@ pub struct Partition {
     appended: event_listener::Event,
     high_watermark: Cell<i64>,
     log_start_offset: Cell<i64>,
+    /// The log cleaner's progress, for `cleaner-offset-checkpoint`: offsets below it are
+    /// clean. A copy of the log's value, readable without the lock.
+    first_uncleaned_offset: Cell<i64>,
+}
+
+/// What the shard's log cleaner brings to a partition's maintenance: the offset map's bound
+/// (`log.cleaner.dedupe.buffer.size`) and the shard's I/O throttle
+/// (`log.cleaner.io.max.bytes.per.second`), shared by every partition of the shard as Kafka
+/// shares one throttler among its cleaner threads.
+pub struct CleanerResources {
+    pub dedupe_buffer_bytes: usize,
+    pub throttler: Throttler,
 }
 
 impl Partition {
@@ -68,6 +81,7 @@ impl Partition {
             dir,
             high_watermark: Cell::new(log.log_end_offset()),
             log_start_offset: Cell::new(log.log_start_offset()),
+            first_uncleaned_offset: Cell::new(log.first_uncleaned_offset()),
             log: RwLock::new(log),
             producers: RefCell::new(producers),
             appended: event_listener::Event::new(),
@@ -87,6 +101,22 @@ impl Partition {
 
     pub fn log_start_offset(&self) -> i64 {
         self.log_start_offset.get()
+    }
+
+    /// The first offset the log cleaner has not cleaned (the `cleaner-offset-checkpoint`
+    /// entry).
+    pub fn first_uncleaned_offset(&self) -> i64 {
+        self.first_uncleaned_offset.get()
+    }
+
+    /// Restores the cleaner's progress from `cleaner-offset-checkpoint` after an open, so a
+    /// restart does not clean the whole log again (out-of-range values are reset as Kafka
+    /// does, see `PartitionLog::set_first_uncleaned_offset`).
+    pub async fn restore_cleaner_checkpoint(&self, offset: i64) {
+        if let Ok(mut log) = self.log.write().await {
+            log.set_first_uncleaned_offset(offset);
+            self.first_uncleaned_offset.set(log.first_uncleaned_offset());
+        }
     }
 
     /// A listener that fires on the next append; take it before reading, so an append between
@@ -205,14 +235,8 @@ impl Partition {
         }
     }
 
-    /// Periodic housekeeping: flush when the policy says so, retention, delayed deletes, and
-    /// (with `dedupe_buffer_bytes`, i.e. `log.cleaner.enable`) the log cleaner.
-    pub async fn maintain(
-        &self,
-        now_ms: i64,
-        retention_due: bool,
-        dedupe_buffer_bytes: Option<usize>,
-    ) -> Result<(), KafkaError> {
+    /// Periodic housekeeping: flush when the policy says so, retention, delayed deletes.
+    pub async fn maintain(&self, now_ms: i64, retention_due: bool) -> Result<(), KafkaError> {
         let mut log = self.log.write().await.map_err(|_| KafkaError::KafkaStorageError)?;
         if log.flush_due(now_ms) {
             log.flush().await.map_err(|e| log_error(&e))?;
@@ -222,32 +246,47 @@ impl Partition {
             self.log_start_offset.set(log.log_start_offset());
         }
         log.remove_deleted_segments(now_ms).await.map_err(|e| log_error(&e))?;
-        drop(log);
-        if let Some(dedupe_buffer_bytes) = dedupe_buffer_bytes {
-            self.clean(now_ms, dedupe_buffer_bytes).await?;
-        }
         Ok(())
     }
 
     /// One log-cleaner pass when `cleanup.policy` includes `compact` and the dirty ratio (or
-    /// `max.compaction.lag.ms`) says so. The write lock is held only to plan the pass and to
-    /// swap the cleaned segments in; reading and rewriting the segments runs unlocked (it
-    /// yields between batches), so produce and fetch on this partition go on meanwhile. If
-    /// the log changed under the pass (retention deleted a segment), the swap is dropped.
-    async fn clean(&self, now_ms: i64, dedupe_buffer_bytes: usize) -> Result<(), KafkaError> {
+    /// `max.compaction.lag.ms`) says so. The lock is held only to plan the pass and to swap
+    /// each cleaned segment in (one per hold); reading and rewriting the segments runs
+    /// unlocked (it yields between batches and naps when throttled), so produce and fetch on
+    /// this partition go on meanwhile. If the log changed under the pass (retention deleted
+    /// a segment), the rest of the swap is dropped.
+    /// Each idempotent producer's last batch is kept (empty if need be), so the producer
+    /// state rebuilt from the log after a restart still knows its last sequence. Returns
+    /// whether the cleaner's progress moved (the shard then rewrites
+    /// `cleaner-offset-checkpoint`).
+    pub async fn clean(&self, now_ms: i64, cleaner: &mut CleanerResources) -> Result<bool, KafkaError> {
         let plan = {
             let log = self.log.read().await.map_err(|_| KafkaError::KafkaStorageError)?;
             if !log.clean_due(now_ms) {
-                return Ok(());
+                return Ok(false);
             }
-            log.plan_clean(now_ms, dedupe_buffer_bytes)
+            log.plan_clean(now_ms, cleaner.dedupe_buffer_bytes)
         };
-        let Some(plan) = plan else { return Ok(()) };
-        let cleaned = plan.build().await.map_err(|e| log_error(&e))?;
-        let mut log = self.log.write().await.map_err(|_| KafkaError::KafkaStorageError)?;
-        let stats = log.install_cleaned(cleaned).await.map_err(|e| log_error(&e))?;
-        tracing::debug!("{}-{}: cleaner pass {stats:?}", self.topic, self.index);
-        Ok(())
+        let Some(mut plan) = plan else { return Ok(false) };
+        let before = self.first_uncleaned_offset.get();
+        plan.retain_producer_last_batches(self.producers.borrow().last_batch_offsets());
+        tracing::info!("{}-{}: log cleaner pass started", self.topic, self.index);
+        let mut cleaned = plan.build_throttled(&mut cleaner.throttler).await.map_err(|e| log_error(&e))?;
+        // One segment swapped per hold of the lock: produce and fetch wait at most for one
+        // segment's swap. Bounded: every step swaps or discards at least one output.
+        let stats = loop {
+            let mut log = self.log.write().await.map_err(|_| KafkaError::KafkaStorageError)?;
+            let step = log.install_cleaned_step(&mut cleaned).await.map_err(|e| log_error(&e))?;
+            self.first_uncleaned_offset.set(log.first_uncleaned_offset());
+            drop(log);
+            match step {
+                Some(stats) => break stats,
+                // Let a produce or fetch that waited for the lock take it first.
+                None => futures_lite::future::yield_now().await,
+            }
+        };
+        tracing::info!("{}-{}: log cleaner pass done {stats:?}", self.topic, self.index);
+        Ok(self.first_uncleaned_offset.get() != before)
     }
 
     /// Applies changed topic configs (AlterConfigs) without a restart.

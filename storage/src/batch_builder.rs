@@ -56,6 +56,9 @@ pub struct RecordBatchBuilder {
     last_offset: Option<i64>,
     base_timestamp: i64,
     max_timestamp: i64,
+    /// Kafka's `overrideLastOffset`: the cleaner keeps a rebuilt batch's original last offset
+    /// (and so its last sequence) with the max timestamp an emptied batch keeps.
+    kept_last: Option<(i64, i64)>,
 }
 
 impl RecordBatchBuilder {
@@ -76,7 +79,18 @@ impl RecordBatchBuilder {
             last_offset: None,
             base_timestamp: -1,
             max_timestamp: -1,
+            kept_last: None,
         }
+    }
+
+    /// Keeps `last_offset` as the batch's last offset whatever records it ends up holding
+    /// (the log cleaner's rebuilt batches: the producer's last sequence must not shrink). With
+    /// no record at all the batch is Kafka's empty batch — header only, no compression, no
+    /// base timestamp, `max_timestamp` as given — which a cleaner keeps when it is an
+    /// idempotent producer's last batch.
+    pub fn keep_last_offset(mut self, last_offset: i64, max_timestamp: i64) -> Self {
+        self.kept_last = Some((last_offset, max_timestamp));
+        self
     }
 
     pub fn partition_leader_epoch(mut self, epoch: i32) -> Self {
@@ -181,14 +195,25 @@ impl RecordBatchBuilder {
 
     /// The finished batch: header, (compressed) records, CRC-32C over `attributes..end`.
     pub fn build(self) -> Result<Vec<u8>, BuildError> {
-        let Some(last_offset) = self.last_offset else {
-            return Err(BuildError::Empty);
+        let (last_offset, compression, max_timestamp) = match (self.last_offset, self.kept_last) {
+            (Some(last), None) => (last, self.compression, self.max_timestamp),
+            (Some(last), Some((kept, _))) if kept >= last => (kept, self.compression, self.max_timestamp),
+            (Some(last), Some((kept, _))) => {
+                return Err(BuildError::OffsetOutOfOrder { offset: kept, previous: last })
+            }
+            (None, Some((kept, max_timestamp))) if kept >= self.base_offset => {
+                (kept, Compression::None, max_timestamp)
+            }
+            (None, _) => return Err(BuildError::Empty),
         };
-        let records = codec::compress(self.compression, &self.records)?;
+        if last_offset - self.base_offset > i32::MAX as i64 {
+            return Err(BuildError::OffsetOutOfRange { offset: last_offset, base_offset: self.base_offset });
+        }
+        let records = if self.count == 0 { Vec::new() } else { codec::compress(compression, &self.records)? };
         let size = BATCH_HEADER_BYTES + records.len();
         let batch_length = i32::try_from(size - LOG_OVERHEAD).map_err(|_| BuildError::BatchTooLarge)?;
 
-        let mut attributes = self.compression.id() as i16;
+        let mut attributes = compression.id() as i16;
         if self.log_append_time.is_some() {
             attributes |= TIMESTAMP_TYPE_BIT;
         }
@@ -198,7 +223,7 @@ impl RecordBatchBuilder {
         if self.control {
             attributes |= CONTROL_BIT;
         }
-        // Fits: append_at checked every offset delta against i32.
+        // Fits: checked above.
         let last_offset_delta = (last_offset - self.base_offset) as i32;
 
         let mut b = Vec::with_capacity(size);
@@ -210,7 +235,7 @@ impl RecordBatchBuilder {
         b.extend_from_slice(&attributes.to_be_bytes());
         b.extend_from_slice(&last_offset_delta.to_be_bytes());
         b.extend_from_slice(&self.base_timestamp.to_be_bytes());
-        b.extend_from_slice(&self.log_append_time.unwrap_or(self.max_timestamp).to_be_bytes());
+        b.extend_from_slice(&self.log_append_time.unwrap_or(max_timestamp).to_be_bytes());
         b.extend_from_slice(&self.producer_id.to_be_bytes());
         b.extend_from_slice(&self.producer_epoch.to_be_bytes());
         b.extend_from_slice(&self.base_sequence.to_be_bytes());
@@ -280,6 +305,34 @@ mod tests {
         let batch = RecordBatch::validate(&bytes, 1 << 20).unwrap();
         assert_eq!((batch.last_offset_delta(), batch.record_count()), (5, 2));
         assert!(matches!(RecordBatchBuilder::new(0, Compression::None).build(), Err(BuildError::Empty)));
+    }
+
+    #[test]
+    fn a_kept_last_offset_survives_a_rebuild_and_an_emptied_batch() {
+        let r =
+            Record { offset: 11, timestamp: 7, key: Some(b"k"), value: None, headers: vec![], sequence: -1 };
+        let mut b = RecordBatchBuilder::new(10, Compression::Gzip).producer(5, 2, 40).keep_last_offset(14, 9);
+        b.append(&r).unwrap();
+        let bytes = b.build().unwrap();
+        let batch = RecordBatch::validate(&bytes, 1 << 20).unwrap();
+        assert_eq!((batch.last_offset(), batch.record_count(), batch.last_sequence()), (14, 1, 44));
+        assert_eq!(batch.max_timestamp(), 7);
+
+        let empty = RecordBatchBuilder::new(10, Compression::Gzip).producer(5, 2, 40).keep_last_offset(14, 9);
+        let bytes = empty.build().unwrap();
+        assert_eq!(bytes.len(), BATCH_HEADER_BYTES);
+        let batch = RecordBatch::validate(&bytes, 1 << 20).unwrap();
+        assert_eq!((batch.base_offset(), batch.last_offset(), batch.record_count()), (10, 14, 0));
+        assert_eq!(
+            (batch.compression(), batch.base_timestamp(), batch.max_timestamp()),
+            (Compression::None, -1, 9)
+        );
+        assert_eq!((batch.producer_id(), batch.producer_epoch(), batch.last_sequence()), (5, 2, 44));
+        assert_eq!(Records::decode(batch, 1 << 20).unwrap().iter().count(), 0);
+
+        let mut short = RecordBatchBuilder::new(10, Compression::None).keep_last_offset(10, 0);
+        short.append(&r).unwrap();
+        assert!(matches!(short.build(), Err(BuildError::OffsetOutOfOrder { .. })));
     }
 
     #[test]

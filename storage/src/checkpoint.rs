@@ -22,6 +22,7 @@ use crate::log_error::{LogError, Result};
 pub const RECOVERY_POINT_CHECKPOINT_FILE: &str = "recovery-point-offset-checkpoint";
 pub const LOG_START_OFFSET_CHECKPOINT_FILE: &str = "log-start-offset-checkpoint";
 pub const REPLICATION_CHECKPOINT_FILE: &str = "replication-offset-checkpoint";
+pub const CLEANER_CHECKPOINT_FILE: &str = "cleaner-offset-checkpoint";
 
 const VERSION: u32 = 0;
 /// Limits on what a checkpoint may hold, so a damaged file cannot drive an allocation.
@@ -72,7 +73,15 @@ impl OffsetCheckpointFile {
 
     pub async fn write(&self, entries: &[(TopicPartition, i64)]) -> Result<()> {
         let bytes = Self::encode(entries)?;
-        write_file_atomically(&self.path, bytes).await
+        write_file_atomically(&self.path, &tmp_path(&self.path, ""), bytes).await
+    }
+
+    /// [`OffsetCheckpointFile::write`] through a temporary file of `writer`'s own
+    /// (`<path>.<writer>.tmp`), for a file that several writers (shards) replace: theirs
+    /// never collide, and each rename is atomic.
+    pub async fn write_as(&self, writer: &str, entries: &[(TopicPartition, i64)]) -> Result<()> {
+        let bytes = Self::encode(entries)?;
+        write_file_atomically(&self.path, &tmp_path(&self.path, writer), bytes).await
     }
 
     /// The entries, or none when the file does not exist yet.
@@ -136,12 +145,20 @@ impl OffsetCheckpointFile {
     }
 }
 
-/// Replaces `path` with `bytes` so that a crash leaves either the old or the new content:
-/// write `<path>.tmp`, fdatasync it, rename it over `path`, fsync the directory.
-pub(crate) async fn write_file_atomically(path: &Path, bytes: Vec<u8>) -> Result<()> {
+/// `<path>.tmp`, or `<path>.<writer>.tmp`.
+pub(crate) fn tmp_path(path: &Path, writer: &str) -> PathBuf {
     let mut tmp_name = path.as_os_str().to_owned();
+    if !writer.is_empty() {
+        tmp_name.push(".");
+        tmp_name.push(writer);
+    }
     tmp_name.push(".tmp");
-    let tmp_path = PathBuf::from(tmp_name);
+    PathBuf::from(tmp_name)
+}
+
+/// Replaces `path` with `bytes` so that a crash leaves either the old or the new content:
+/// write `tmp_path`, fdatasync it, rename it over `path`, fsync the directory.
+pub(crate) async fn write_file_atomically(path: &Path, tmp_path: &Path, bytes: Vec<u8>) -> Result<()> {
     let file = OpenOptions::new().write(true).create(true).truncate(true).buffered_open(&tmp_path).await?;
     let written = write_all_at(&file, bytes, 0).await;
     let synced = match written {
@@ -150,7 +167,7 @@ pub(crate) async fn write_file_atomically(path: &Path, bytes: Vec<u8>) -> Result
     };
     file.close().await?;
     synced?;
-    glommio::io::rename(&tmp_path, path).await?;
+    glommio::io::rename(tmp_path, path).await?;
     let parent = match path.parent() {
         Some(parent) if !parent.as_os_str().is_empty() => parent,
         _ => Path::new("."),

@@ -25,5 +25,6 @@ pub mod partition_metadata;
 pub mod producer_state;
 pub mod record_batch;
 pub mod records;
+pub mod throttler;
 pub mod time_index;
 pub mod varint;

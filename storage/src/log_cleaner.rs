@@ -17,8 +17,9 @@
 //!    map's end — the already-clean ones too, whose keys may have newer values in the dirty
 //!    section — into `<base>.log.cleaned`, one output per segment with the same base offset
 //!    (segments are not merged yet). It yields to the shard between batches.
-//! 3. [`PartitionLog::install_cleaned`](crate::partition_log::PartitionLog::install_cleaned)
-//!    (`&mut self`, short) swaps the outputs in; see there for the crash contract.
+//! 3. [`PartitionLog::install_cleaned_step`](crate::partition_log::PartitionLog::install_cleaned_step)
+//!    (`&mut self`, one segment per call) swaps the outputs in; see there for the crash
+//!    contract.
 //!
 //! What a rewrite keeps, record by record: a record without a key; a record whose key is not
 //! in the map or whose offset is at or after the map's offset for it (so records past the
@@ -30,9 +31,18 @@
 //! first pass; the record timestamp is the simple rule used here.
 //!
 //! A batch is kept byte for byte when all its records stay, dropped when none does, and
-//! otherwise rebuilt with the same base offset (so offsets and sequences are unchanged: gaps,
-//! never reordering), codec, partition leader epoch, producer id / epoch / base sequence,
-//! timestamp type and record timestamps, with a fresh CRC. Control and transactional batches
+//! otherwise rebuilt with the same base offset *and last offset* (so offsets and sequences are
+//! unchanged: gaps, never reordering; the producer's last sequence does not shrink — Kafka's
+//! `overrideLastOffset`), codec, partition leader epoch, producer id / epoch / base sequence,
+//! timestamp type and record timestamps, with a fresh CRC. A batch that loses every record
+//! but is an idempotent producer's last batch (per the producer state the owner hands to
+//! [`CleanPlan::retain_producer_last_batches`]) is kept as Kafka's *empty batch* — the header
+//! with no records — so producer state rebuilt from the log after a restart still knows that
+//! producer's epoch and last sequence and still deduplicates a retry of that batch.
+//!
+//! I/O is throttled by a [`Throttler`] (`log.cleaner.io.max.bytes.per.second`): every byte
+//! read and written is reported, and the cleaner naps on the shard's timer when it goes too
+//! fast. Control and transactional batches
 //! are kept as they are and do not enter the map (transaction markers and aborted data are
 //! handled once transactions exist), as are batches whose records cannot be decoded.
 
@@ -49,6 +59,7 @@ use crate::log_segment::{remove_if_exists, segment_file_name, LOG_FILE_SUFFIX};
 use crate::partition_log::{CLEANED_FILE_SUFFIX, SWAP_FILE_SUFFIX};
 use crate::record_batch::{batch_size_at, RecordBatch, TimestampType, LOG_OVERHEAD};
 use crate::records::Records;
+use crate::throttler::Throttler;
 
 /// Kafka's `log.cleaner.dedupe.buffer.size` default.
 pub const DEFAULT_DEDUPE_BUFFER_BYTES: usize = 128 << 20;
@@ -81,6 +92,10 @@ pub struct CleanStats {
     pub cleaned_up_to: i64,
     /// The log changed under the pass (a segment deleted or truncated): nothing was swapped.
     pub aborted: bool,
+    /// The first dirty offset the pass started from (the cleaner checkpoint or the log start).
+    pub dirty_start: i64,
+    /// Batches that lost every record but were kept empty as a producer's last batch.
+    pub empty_batches_kept: u64,
 }
 
 /// A sealed segment as the plan saw it; its file stays open for the pass.
@@ -102,6 +117,8 @@ pub struct CleanPlan {
     pub(crate) now_ms: i64,
     pub(crate) delete_retention_ms: i64,
     pub(crate) dedupe_buffer_bytes: usize,
+    /// Producer id → last offset of its last batch: such a batch is never dropped whole.
+    pub(crate) producer_last_offsets: HashMap<i64, i64>,
 }
 
 /// One rewritten segment waiting in its `.cleaned` file.
@@ -116,8 +133,11 @@ pub(crate) struct CleanedOutput {
 #[derive(Debug)]
 pub struct CleanedSegments {
     pub(crate) dir: PathBuf,
+    /// Outputs not yet swapped in, lowest offset first.
     pub(crate) outputs: Vec<CleanedOutput>,
     pub(crate) stats: CleanStats,
+    /// Outputs swapped in so far.
+    pub(crate) installed: usize,
 }
 
 pub(crate) fn cleaned_path(dir: &Path, base_offset: i64) -> PathBuf {
@@ -152,17 +172,33 @@ impl OffsetMap {
 }
 
 impl CleanPlan {
-    /// Builds the offset map and writes the `.cleaned` files. On error, the `.cleaned` files
-    /// written so far are removed (an open would remove them too).
+    /// Tells the pass which batch is each idempotent producer's last: `(producer id, last
+    /// offset of that batch)`. Kafka takes these from its producer state when a pass starts.
+    pub fn retain_producer_last_batches(&mut self, last_batches: impl IntoIterator<Item = (i64, i64)>) {
+        self.producer_last_offsets.extend(last_batches);
+    }
+
+    /// [`CleanPlan::build_throttled`] without an I/O limit.
     pub async fn build(self) -> Result<CleanedSegments> {
-        let mut stats = CleanStats::default();
+        self.build_throttled(&mut Throttler::unlimited()).await
+    }
+
+    /// Builds the offset map and writes the `.cleaned` files, reporting every byte read and
+    /// written to `throttler`. On error, the `.cleaned` files written so far are removed (an
+    /// open would remove them too).
+    pub async fn build_throttled(self, throttler: &mut Throttler) -> Result<CleanedSegments> {
+        let mut stats = CleanStats { dirty_start: self.dirty_start, ..CleanStats::default() };
         let mut map =
             OffsetMap { map: HashMap::new(), used_bytes: 0, budget_bytes: self.dedupe_buffer_bytes };
-        let map_end = self.build_offset_map(&mut map, &mut stats).await?;
+        let map_end = self.build_offset_map(&mut map, &mut stats, throttler).await?;
         stats.map_keys = map.map.len();
         stats.cleaned_up_to = map_end;
-        let mut cleaned =
-            CleanedSegments { dir: self.dir.clone(), outputs: Vec::new(), stats: CleanStats::default() };
+        let mut cleaned = CleanedSegments {
+            dir: self.dir.clone(),
+            outputs: Vec::new(),
+            stats: CleanStats::default(),
+            installed: 0,
+        };
         if map_end <= self.dirty_start {
             cleaned.stats = stats;
             return Ok(cleaned);
@@ -172,7 +208,7 @@ impl CleanPlan {
                 base_offset: source.base_offset,
                 source_size_bytes: source.size_bytes,
             });
-            if let Err(e) = self.clean_segment(source, &map, map_end, &mut stats).await {
+            if let Err(e) = self.clean_segment(source, &map, map_end, &mut stats, throttler).await {
                 let _ = cleaned.discard().await;
                 return Err(e);
             }
@@ -183,11 +219,16 @@ impl CleanPlan {
     }
 
     /// Fills `map` from the dirty section; returns the offset it covers up to (exclusive).
-    async fn build_offset_map(&self, map: &mut OffsetMap, stats: &mut CleanStats) -> Result<i64> {
+    async fn build_offset_map(
+        &self,
+        map: &mut OffsetMap,
+        stats: &mut CleanStats,
+        throttler: &mut Throttler,
+    ) -> Result<i64> {
         let mut map_end = self.dirty_start;
         for source in self.sources.iter().filter(|s| s.next_offset > self.dirty_start) {
             let mut batches = BatchReader::new(source);
-            while let Some(bytes) = batches.next().await? {
+            while let Some(bytes) = batches.next(throttler).await? {
                 let batch =
                     RecordBatch::parse_lenient(&bytes).map_err(|e| corrupt(source, &e.to_string()))?;
                 if batch.last_offset() < self.dirty_start {
@@ -239,6 +280,7 @@ impl CleanPlan {
         map: &OffsetMap,
         map_end: i64,
         stats: &mut CleanStats,
+        throttler: &mut Throttler,
     ) -> Result<()> {
         let path = cleaned_path(&self.dir, source.base_offset);
         let file = OpenOptions::new()
@@ -248,7 +290,7 @@ impl CleanPlan {
             .truncate(true)
             .buffered_open(&path)
             .await?;
-        let result = self.write_cleaned(source, map, map_end, stats, &file).await;
+        let result = self.write_cleaned(source, map, map_end, stats, &file, throttler).await;
         let synced = match result {
             Ok(()) => file.fdatasync().await.map_err(LogError::from),
             Err(e) => Err(e),
@@ -264,12 +306,13 @@ impl CleanPlan {
         map_end: i64,
         stats: &mut CleanStats,
         file: &BufferedFile,
+        throttler: &mut Throttler,
     ) -> Result<()> {
         stats.bytes_before += source.size_bytes;
         let mut out = Vec::new();
         let mut position = 0u64;
         let mut batches = BatchReader::new(source);
-        while let Some(bytes) = batches.next().await? {
+        while let Some(bytes) = batches.next(throttler).await? {
             let batch = RecordBatch::parse_lenient(&bytes).map_err(|e| corrupt(source, &e.to_string()))?;
             match self.clean_batch(batch, map, map_end, stats) {
                 Kept::Whole => out.extend_from_slice(&bytes),
@@ -281,6 +324,7 @@ impl CleanPlan {
                 let len = chunk.len() as u64;
                 write_all_at(file, chunk, position).await?;
                 position += len;
+                throttler.maybe_throttle(len).await;
             }
             glommio::yield_if_needed().await;
         }
@@ -288,6 +332,7 @@ impl CleanPlan {
             let len = out.len() as u64;
             write_all_at(file, out, position).await?;
             position += len;
+            throttler.maybe_throttle(len).await;
         }
         if position > i32::MAX as u64 {
             return Err(corrupt(source, "the cleaned segment would exceed i32::MAX bytes"));
@@ -331,12 +376,18 @@ impl CleanPlan {
         if kept == all.len() {
             return Kept::Whole;
         }
-        if kept == 0 {
+        let producers_last = batch.producer_id() >= 0
+            && self.producer_last_offsets.get(&batch.producer_id()) == Some(&batch.last_offset());
+        if kept == 0 && !producers_last {
             return Kept::Nothing;
+        }
+        if kept == 0 {
+            stats.empty_batches_kept += 1;
         }
         let mut builder = RecordBatchBuilder::new(batch.base_offset(), batch.compression())
             .partition_leader_epoch(batch.partition_leader_epoch())
-            .producer(batch.producer_id(), batch.producer_epoch(), batch.base_sequence());
+            .producer(batch.producer_id(), batch.producer_epoch(), batch.base_sequence())
+            .keep_last_offset(batch.last_offset(), batch.max_timestamp());
         if batch.timestamp_type() == TimestampType::LogAppendTime {
             builder = builder.log_append_time(batch.max_timestamp());
         }
@@ -369,16 +420,22 @@ struct BatchReader<'s> {
     position: u64,
     window_start: u64,
     window: Vec<u8>,
+    /// Bytes read from the file not yet reported to the throttler.
+    unreported_bytes: u64,
 }
 
 impl<'s> BatchReader<'s> {
     fn new(source: &'s SourceSegment) -> Self {
-        BatchReader { source, position: 0, window_start: 0, window: Vec::new() }
+        BatchReader { source, position: 0, window_start: 0, window: Vec::new(), unreported_bytes: 0 }
     }
 
-    async fn next(&mut self) -> Result<Option<Vec<u8>>> {
+    /// The next batch; window reads are reported to `throttler` (and napped on) first.
+    async fn next(&mut self, throttler: &mut Throttler) -> Result<Option<Vec<u8>>> {
         if self.position >= self.source.size_bytes {
             return Ok(None);
+        }
+        if self.unreported_bytes > 0 {
+            throttler.maybe_throttle(std::mem::take(&mut self.unreported_bytes)).await;
         }
         let position = self.position;
         let prefix = self.bytes(position, LOG_OVERHEAD).await?;
@@ -404,6 +461,7 @@ impl<'s> BatchReader<'s> {
             }
             self.window = read.to_vec();
             self.window_start = position;
+            self.unreported_bytes += self.window.len() as u64;
         }
         let at = (position - self.window_start) as usize;
         Ok(&self.window[at..at + len])

@@ -132,6 +132,17 @@ impl LogConfig {
         Ok(())
     }
 
+    /// Kafka's `LogConfig.maxSegmentMs`: a compacted log also rolls its active segment by
+    /// `max.compaction.lag.ms`, since the active segment is never cleaned and the lag could
+    /// not be honoured otherwise.
+    pub fn max_segment_ms(&self) -> i64 {
+        if self.cleanup_policy.compact && self.max_compaction_lag_ms > 0 {
+            self.segment_ms.min(self.max_compaction_lag_ms)
+        } else {
+            self.segment_ms
+        }
+    }
+
     pub(crate) fn offset_index_max_entries(&self) -> usize {
         self.segment_index_bytes as usize / crate::index_entry::OFFSET_INDEX_ENTRY_BYTES
     }

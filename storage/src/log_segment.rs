@@ -185,6 +185,11 @@ impl LogSegment {
     pub fn max_timestamp(&self) -> i64 {
         self.max_timestamp
     }
+    /// The first batch's max timestamp (what `segment.ms` rolls by, and Kafka's
+    /// `getFirstBatchTimestamp` for `max.compaction.lag.ms`); `NO_TIMESTAMP` when unknown.
+    pub fn first_batch_timestamp(&self) -> i64 {
+        self.rolling_timestamp_ms.unwrap_or(crate::time_index::NO_TIMESTAMP)
+    }
     /// The last offset of the first batch that reached [`LogSegment::max_timestamp`].
     pub fn offset_of_max_timestamp(&self) -> i64 {
         self.offset_of_max_timestamp
@@ -392,7 +397,7 @@ impl LogSegment {
             _ => now_ms.saturating_sub(self.created_ms.unwrap_or(now_ms)),
         };
         self.size_bytes + set_bytes as u64 > config.segment_bytes as u64
-            || waited_ms > config.segment_ms
+            || waited_ms > config.max_segment_ms()
             || self.offset_index.is_full()
             || self.time_index.is_full()
     }

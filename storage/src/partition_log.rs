@@ -113,8 +113,9 @@ pub struct PartitionLog {
     /// Files were created, renamed or removed since the last flush: fsync the directory.
     dir_needs_sync: bool,
     pending_deletions: Vec<PendingDeletion>,
-    /// The log cleaner's checkpoint: offsets below it were cleaned (in memory only; after an
-    /// open the whole log counts as dirty and the first pass cleans it again).
+    /// The log cleaner's checkpoint: offsets below it were cleaned. The owner persists it in
+    /// `cleaner-offset-checkpoint` and restores it with `set_first_uncleaned_offset`; without
+    /// that the whole log counts as dirty after an open.
     first_uncleaned_offset: i64,
 }
 
@@ -511,6 +512,8 @@ impl PartitionLog {
         self.log_start_offset = self.log_start_offset.min(log_end);
         self.high_watermark = self.high_watermark.min(log_end);
         self.recovery_point = self.recovery_point.min(log_end);
+        // Kafka's `maybeTruncateCheckpoint`: offsets appended again after the cut are dirty.
+        self.first_uncleaned_offset = self.first_uncleaned_offset.min(log_end);
         self.check_invariants();
         Ok(())
     }
@@ -524,6 +527,7 @@ impl PartitionLog {
         self.log_start_offset = offset;
         self.high_watermark = offset;
         self.recovery_point = offset;
+        self.first_uncleaned_offset = offset;
         self.check_invariants();
         Ok(())
     }
@@ -700,23 +704,51 @@ impl PartitionLog {
         }
     }
 
-    /// Whether the cleaner should run now: the policy includes `compact` and either the dirty
-    /// ratio reached `min_cleanable_dirty_ratio` or the oldest dirty segment's newest record
-    /// is older than `max_compaction_lag_ms`.
+    /// Whether the cleaner should run now (Kafka's `LogCleanerManager` rule): the policy
+    /// includes `compact`, a cleanable segment holds dirty offsets, and either the dirty ratio
+    /// is *above* `min_cleanable_dirty_ratio` or the compaction delay is positive.
     pub fn clean_due(&self, now_ms: i64) -> bool {
         if !self.config.cleanup_policy.compact {
             return false;
         }
-        let ratio = self.cleanable_dirty_ratio(now_ms);
-        if ratio <= 0.0 {
-            return false;
-        }
         let dirty_start = self.dirty_start();
-        let overdue = self.segments[..self.cleanable_segment_count(now_ms)]
+        let has_cleanable_dirty = self.segments[..self.cleanable_segment_count(now_ms)]
             .iter()
-            .find(|s| s.next_offset() > dirty_start && !s.is_empty())
-            .is_some_and(|s| now_ms.saturating_sub(s.max_timestamp()) > self.config.max_compaction_lag_ms);
-        ratio >= self.config.min_cleanable_dirty_ratio || overdue
+            .any(|s| s.next_offset() > dirty_start && !s.is_empty());
+        has_cleanable_dirty
+            && (self.cleanable_dirty_ratio(now_ms) > self.config.min_cleanable_dirty_ratio
+                || self.max_compaction_delay_ms(now_ms) > 0)
+    }
+
+    /// Kafka's `maxCompactionDelay`: how far past `max_compaction_lag_ms` the oldest first
+    /// batch timestamp of the dirty sealed segments is (0 when none is overdue). Segments
+    /// without a timestamp do not count.
+    pub fn max_compaction_delay_ms(&self, now_ms: i64) -> i64 {
+        let dirty_start = self.dirty_start();
+        let sealed = &self.segments[..self.segments.len() - 1];
+        let earliest = sealed
+            .iter()
+            .filter(|s| s.next_offset() > dirty_start)
+            .map(LogSegment::first_batch_timestamp)
+            .filter(|t| *t > 0)
+            .min();
+        let clean_until_ms = now_ms.saturating_sub(self.config.max_compaction_lag_ms.max(0));
+        match earliest {
+            Some(t) if t < clean_until_ms => clean_until_ms - t,
+            _ => 0,
+        }
+    }
+
+    /// Restores the cleaner's checkpoint (`cleaner-offset-checkpoint`) after an open. As
+    /// Kafka does, an offset below the log start counts from the log start and one past the
+    /// log end (the log was truncated under it) is dropped: the whole log is dirty again.
+    pub fn set_first_uncleaned_offset(&mut self, offset: i64) {
+        self.first_uncleaned_offset = if offset > self.log_end_offset() {
+            tracing::warn!(dir = ?self.dir, offset, "cleaner checkpoint past the log end: cleaning from the start");
+            self.log_start_offset
+        } else {
+            offset.max(self.log_start_offset)
+        };
     }
 
     /// Step 1 of a cleaning pass (see `log_cleaner`): what to clean, with the segments' files
@@ -745,69 +777,84 @@ impl PartitionLog {
             now_ms,
             delete_retention_ms: self.config.delete_retention_ms,
             dedupe_buffer_bytes,
+            producer_last_offsets: std::collections::HashMap::new(),
         })
     }
 
-    /// Step 3 of a cleaning pass: swaps the `.cleaned` outputs in. Every output's source
-    /// segment must still be in the log unchanged (same base offset and size), else the pass
-    /// is dropped (`aborted`). Then, in ascending offset order: every `.cleaned` file is
-    /// renamed `.swap` (the commit point; the directory is fsynced after), and each segment's
-    /// `.swap` replaces its `.log` (old indexes removed first, rebuilt from the new file).
+    /// Step 3 of a cleaning pass: swaps the `.cleaned` outputs in, all at once (see
+    /// [`PartitionLog::install_cleaned_step`], which this repeats).
+    pub async fn install_cleaned(&mut self, mut cleaned: CleanedSegments) -> Result<CleanStats> {
+        // Bounded: every step installs or discards at least one output.
+        loop {
+            if let Some(stats) = self.install_cleaned_step(&mut cleaned).await? {
+                return Ok(stats);
+            }
+        }
+    }
+
+    /// Step 3 of a cleaning pass in bounded steps, so the owner can release its lock between
+    /// them: each call swaps in the next `.cleaned` output (lowest offset first) and returns
+    /// `Some(stats)` once the pass is complete. An output whose source segment is no longer
+    /// in the log unchanged (same base offset and size: retention, DeleteRecords or a
+    /// truncation got there first) ends the pass: it and the rest are discarded (`aborted`),
+    /// and the cleaner's checkpoint does not move.
     ///
-    /// Crash safety: before the first rename an open discards the `.cleaned` files (old set);
-    /// once a `.swap` exists an open completes it (new set). A crash in the middle of the
-    /// renames leaves a prefix of segments new and the rest old, which is also consistent:
-    /// the cleaner only drops a record superseded by a later one (or a tombstone whose older
-    /// values were dropped from earlier segments), and earlier segments are swapped first.
-    /// Readers holding a [`FileRegion`] of a replaced segment keep reading the old file.
-    pub async fn install_cleaned(&mut self, cleaned: CleanedSegments) -> Result<CleanStats> {
-        let mut stats = cleaned.stats.clone();
-        let sealed = &self.segments[..self.segments.len() - 1];
-        let unchanged = cleaned.outputs.iter().all(|o| {
-            sealed.iter().any(|s| s.base_offset() == o.base_offset && s.size_bytes() == o.source_size_bytes)
-        });
-        if !unchanged || cleaned.outputs.is_empty() {
-            cleaned.discard().await?;
-            stats.aborted = !unchanged;
-            stats.segments_cleaned = 0;
-            if unchanged {
+    /// One swap: the `.cleaned` file is renamed `.swap` (the segment's commit point; the
+    /// directory is fsynced), the old indexes are removed, the `.swap` replaces the `.log`,
+    /// and the segment is reopened with its indexes rebuilt from the new file.
+    ///
+    /// Crash safety: an open discards `.cleaned` files and completes a `.swap`, so a crash
+    /// leaves a prefix of the pass's segments new and the rest old. That is consistent, and so
+    /// is what readers see between two steps: the cleaner only drops a record superseded by a
+    /// later one (or a tombstone whose older values were dropped from earlier segments), and
+    /// earlier segments are swapped first. Readers holding a [`FileRegion`] of a replaced
+    /// segment keep reading the old file.
+    pub async fn install_cleaned_step(
+        &mut self,
+        cleaned: &mut CleanedSegments,
+    ) -> Result<Option<CleanStats>> {
+        let Some(output) = cleaned.outputs.first() else {
+            let mut stats = cleaned.stats.clone();
+            stats.segments_cleaned = cleaned.installed;
+            if !stats.aborted {
                 self.first_uncleaned_offset = self.first_uncleaned_offset.max(stats.cleaned_up_to);
             }
-            return Ok(stats);
-        }
-        for output in &cleaned.outputs {
-            glommio::io::rename(
-                cleaned_path(&self.dir, output.base_offset),
-                swap_path(&self.dir, output.base_offset),
-            )
-            .await?;
-        }
+            if cleaned.installed > 0 {
+                tracing::debug!(dir = ?self.dir, ?stats, "log cleaned");
+            }
+            return Ok(Some(stats));
+        };
+        let (base, source_size_bytes) = (output.base_offset, output.source_size_bytes);
+        let sealed = &self.segments[..self.segments.len() - 1];
+        let Some(index) =
+            sealed.iter().position(|s| s.base_offset() == base && s.size_bytes() == source_size_bytes)
+        else {
+            cleaned.discard().await?;
+            cleaned.outputs.clear();
+            cleaned.stats.aborted = true;
+            return Ok(None);
+        };
+        glommio::io::rename(cleaned_path(&self.dir, base), swap_path(&self.dir, base)).await?;
+        cleaned.outputs.remove(0);
         self.dir_handle.sync().await?;
+        for suffix in [INDEX_FILE_SUFFIX, TIME_INDEX_FILE_SUFFIX] {
+            remove_if_exists(&self.dir.join(crate::log_segment::segment_file_name(base, suffix))).await?;
+        }
+        let log_path = self.dir.join(crate::log_segment::segment_file_name(base, LOG_FILE_SUFFIX));
+        glommio::io::rename(swap_path(&self.dir, base), &log_path).await?;
         let config = self.config.clone();
-        for output in &cleaned.outputs {
-            let base = output.base_offset;
-            let Some(index) = self.segments.iter().position(|s| s.base_offset() == base) else {
-                unreachable!("checked above, under &mut self")
-            };
-            for suffix in [INDEX_FILE_SUFFIX, TIME_INDEX_FILE_SUFFIX] {
-                remove_if_exists(&self.dir.join(crate::log_segment::segment_file_name(base, suffix))).await?;
-            }
-            let log_path = self.dir.join(crate::log_segment::segment_file_name(base, LOG_FILE_SUFFIX));
-            glommio::io::rename(swap_path(&self.dir, base), &log_path).await?;
-            let mut segment = LogSegment::open(&self.dir, base, &config).await?;
-            let min_offset = if index == 0 { 0 } else { self.segments[index - 1].next_offset() };
-            let max_offset = self.segments.get(index + 1).map(LogSegment::base_offset);
-            if let Some(cut) = segment.recover(&config, min_offset, max_offset).await? {
-                tracing::error!(?log_path, ?cut, "a cleaned segment failed validation and was cut");
-            }
-            let old = std::mem::replace(&mut self.segments[index], segment);
-            old.close_replaced().await?;
+        let mut segment = LogSegment::open(&self.dir, base, &config).await?;
+        let min_offset = if index == 0 { 0 } else { self.segments[index - 1].next_offset() };
+        let max_offset = self.segments.get(index + 1).map(LogSegment::base_offset);
+        if let Some(cut) = segment.recover(&config, min_offset, max_offset).await? {
+            tracing::error!(?log_path, ?cut, "a cleaned segment failed validation and was cut");
         }
+        let old = std::mem::replace(&mut self.segments[index], segment);
+        old.close_replaced().await?;
         self.dir_handle.sync().await?;
-        self.first_uncleaned_offset = self.first_uncleaned_offset.max(stats.cleaned_up_to);
+        cleaned.installed += 1;
         self.check_invariants();
-        tracing::info!(dir = ?self.dir, ?stats, "log cleaned");
-        Ok(stats)
+        Ok(None)
     }
 
     /// A whole cleaning pass (plan, build, swap) with `&mut self` held throughout; it yields

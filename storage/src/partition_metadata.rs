@@ -16,7 +16,7 @@ use std::str::FromStr;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine;
 
-use crate::checkpoint::{read_small_file, write_file_atomically};
+use crate::checkpoint::{read_small_file, tmp_path, write_file_atomically};
 use crate::log_error::{LogError, Result};
 
 pub const PARTITION_METADATA_FILE: &str = "partition.metadata";
@@ -70,7 +70,8 @@ impl PartitionMetadataFile {
     }
 
     pub async fn write(&self, topic_id: TopicId) -> Result<()> {
-        write_file_atomically(&self.path, Self::encode(topic_id)?.into_bytes()).await
+        write_file_atomically(&self.path, &tmp_path(&self.path, ""), Self::encode(topic_id)?.into_bytes())
+            .await
     }
 
     /// The topic id, or `None` when the file does not exist (a directory from before topic

@@ -112,6 +112,15 @@ impl ProducerStateManager {
         self.producers.get(&producer_id)
     }
 
+    /// `(producer id, last offset of its last batch)` for every producer with a batch: what
+    /// the log cleaner must not drop whole (Kafka's `lastRecordsOfActiveProducers`).
+    pub fn last_batch_offsets(&self) -> Vec<(i64, i64)> {
+        self.producers
+            .values()
+            .filter_map(|e| e.batches.back().map(|b| (e.producer_id, b.last_offset)))
+            .collect()
+    }
+
     /// Decides what to do with `batch` before it is appended.
     pub fn check(&self, batch: &RecordBatch<'_>) -> Result<ProducerCheck, ProducerStateError> {
         let producer_id = batch.producer_id();

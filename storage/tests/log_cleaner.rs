@@ -150,7 +150,11 @@ fn the_policy_gates_the_cleaner_and_retention() {
         log.set_config(config.clone()).unwrap();
         assert!(!log.clean_due(TS));
         config.cleanup_policy = CleanupPolicy { delete: true, compact: true };
+        // Kafka cleans when the dirty ratio is *above* the minimum: never by ratio at 1.0.
         config.min_cleanable_dirty_ratio = 1.0;
+        log.set_config(config.clone()).unwrap();
+        assert!(!log.clean_due(TS));
+        config.min_cleanable_dirty_ratio = 0.99;
         log.set_config(config.clone()).unwrap();
         assert!(log.clean_due(TS));
         // min.compaction.lag.ms: segments with records younger than the lag are not cleaned.
@@ -366,6 +370,192 @@ fn a_pass_is_dropped_when_the_log_changed_under_it() {
         assert!(stats.aborted);
         assert!(files_with_suffix(dir.path(), ".cleaned").is_empty());
         assert_eq!(read_records(&log).await, before[3..].to_vec());
+        log.close().await.unwrap();
+    });
+}
+
+fn idempotent_batch(producer_id: i64, base_sequence: i32, records: &[(&str, &str)]) -> Vec<u8> {
+    let mut builder = RecordBatchBuilder::new(0, Compression::Lz4).partition_leader_epoch(-1).producer(
+        producer_id,
+        0,
+        base_sequence,
+    );
+    for (key, value) in records {
+        builder.push(TS, Some(key.as_bytes()), Some(value.as_bytes()), &[]).unwrap();
+    }
+    builder.build().unwrap()
+}
+
+/// Kafka keeps an idempotent producer's last batch as an empty batch when the cleaner removes
+/// all its records, and keeps a rebuilt batch's last offset: producer state rebuilt from the
+/// cleaned log still knows the last sequence, and a retry of that batch is a duplicate.
+#[test]
+fn a_producers_last_batch_is_kept_empty_and_rebuilt_batches_keep_their_last_offset() {
+    run(|| async {
+        let dir = tempfile::tempdir().unwrap();
+        let mut log = PartitionLog::open(dir.path(), compact_config(), None, None).await.unwrap();
+        // Producer 7: seq 0-1 at offsets 0-1, then its last batch, seq 2-3 at offsets 2-3.
+        log.append(idempotent_batch(7, 0, &[("k2", "a"), ("k1", "a")]), 0, TS).await.unwrap();
+        let last = idempotent_batch(7, 2, &[("k3", "a"), ("k4", "a")]);
+        log.append(last.clone(), 0, TS).await.unwrap();
+        // A plain producer supersedes k1, k3 and k4; then a tail so all of it is sealed.
+        log.append(
+            keyed_batch(Compression::None, &[("k1", Some("b")), ("k3", Some("b")), ("k4", Some("b"))], TS),
+            0,
+            TS,
+        )
+        .await
+        .unwrap();
+        log.append(keyed_batch(Compression::None, &[("tail", Some("t"))], TS), 0, TS).await.unwrap();
+
+        let mut plan = log.plan_clean(TS, 1 << 20).unwrap();
+        plan.retain_producer_last_batches([(7, 3)]);
+        let stats = log.install_cleaned(plan.build().await.unwrap()).await.unwrap();
+        assert_eq!((stats.records_removed, stats.empty_batches_kept), (3, 1));
+
+        let info = log.read(0, 1 << 20, log.log_end_offset(), true).await.unwrap();
+        let bytes = read_all(&info).await;
+        let batches: Vec<RecordBatch> = BatchIter::new(&bytes, usize::MAX)
+            .map(|b| RecordBatch::validate(b.unwrap().1.as_bytes(), usize::MAX).expect("CRC valid"))
+            .collect();
+        let shape = |b: &RecordBatch| (b.base_offset(), b.last_offset(), b.record_count(), b.last_sequence());
+        // The first batch lost its last record (k1@1) but still ends at offset 1, sequence 1.
+        assert_eq!(shape(&batches[0]), (0, 1, 1, 1));
+        // The last batch lost both records and is kept as a header: offsets 2-3, sequence 2-3.
+        assert_eq!(shape(&batches[1]), (2, 3, 0, 3));
+        assert_eq!(
+            (batches[1].producer_id(), batches[1].producer_epoch(), batches[1].base_sequence()),
+            (7, 0, 2)
+        );
+        assert_eq!(batches.len(), 4);
+        assert_eq!(read_records(&log).await.iter().map(|r| r.0).collect::<Vec<_>>(), vec![0, 4, 5, 6, 7]);
+
+        // Producer state replayed from the cleaned log (as after a restart) deduplicates a retry
+        // of the last batch and accepts the next sequence.
+        let mut producers = shardlog_storage::producer_state::ProducerStateManager::new();
+        for batch in &batches {
+            producers.replay(batch);
+        }
+        let retry = RecordBatch::validate(&last, usize::MAX).unwrap();
+        assert!(matches!(
+            producers.check(&retry).unwrap(),
+            shardlog_storage::producer_state::ProducerCheck::Duplicate {
+                first_offset: 2,
+                last_offset: 3,
+                ..
+            }
+        ));
+        let next = idempotent_batch(7, 4, &[("k5", "a")]);
+        let next = RecordBatch::validate(&next, usize::MAX).unwrap();
+        assert_eq!(producers.check(&next).unwrap(), shardlog_storage::producer_state::ProducerCheck::Append);
+
+        // A later pass that is not told the batch is the producer's last drops it.
+        log.append(keyed_batch(Compression::None, &[("k2", Some("b"))], TS), 0, TS).await.unwrap();
+        log.append(keyed_batch(Compression::None, &[("tail2", Some("t"))], TS), 0, TS).await.unwrap();
+        log.set_first_uncleaned_offset(0);
+        log.clean(TS, 1 << 20).await.unwrap();
+        assert_eq!(read_records(&log).await.iter().map(|r| r.0).collect::<Vec<_>>(), vec![4, 5, 6, 7, 8, 9]);
+        log.close().await.unwrap();
+    });
+}
+
+/// `max.compaction.lag.ms`: a log whose oldest dirty batch is older than the lag is cleaned
+/// even when its dirty ratio never would be (Kafka's `maxCompactionDelay`), and a compacted
+/// log rolls its active segment by the lag too (Kafka's `maxSegmentMs`).
+#[test]
+fn max_compaction_lag_cleans_below_the_dirty_ratio_and_rolls_the_active_segment() {
+    run(|| async {
+        let dir = tempfile::tempdir().unwrap();
+        let config = LogConfig {
+            segment_bytes: 1 << 20,
+            min_cleanable_dirty_ratio: 1.0,
+            max_compaction_lag_ms: 1_000,
+            ..compact_config()
+        };
+        let mut log = PartitionLog::open(dir.path(), config, None, None).await.unwrap();
+        log.append(keyed_batch(Compression::None, &[("k", Some("1"))], TS), 0, TS).await.unwrap();
+        log.append(keyed_batch(Compression::None, &[("k", Some("2"))], TS + 500), 0, TS + 500).await.unwrap();
+        assert_eq!(log.segments().len(), 1, "within the lag: no roll");
+        // A batch 1.5 s after the segment's first one rolls it (segment.ms alone is 7 days).
+        log.append(keyed_batch(Compression::None, &[("k", Some("3"))], TS + 1_500), 0, TS + 1_500)
+            .await
+            .unwrap();
+        assert_eq!(log.segments().len(), 2);
+        assert_eq!(log.segments()[1].base_offset(), 2);
+
+        assert_eq!(log.cleanable_dirty_ratio(TS + 1_500), 1.0);
+        assert_eq!(log.max_compaction_delay_ms(TS + 1_000), 0);
+        assert!(!log.clean_due(TS + 1_000), "not overdue and the ratio is not above 1.0");
+        assert_eq!(log.max_compaction_delay_ms(TS + 1_600), 600);
+        assert!(log.clean_due(TS + 1_600));
+        log.clean(TS + 1_600, 1 << 20).await.unwrap();
+        assert_eq!(
+            read_records(&log).await,
+            vec![(1, Some("k".into()), Some("2".into())), (2, Some("k".into()), Some("3".into()))]
+        );
+        assert!(!log.clean_due(TS + 10_000), "nothing dirty is left in sealed segments");
+
+        // Without compaction the lag does not shorten segment.ms.
+        let mut plain = log.config().clone();
+        plain.cleanup_policy = CleanupPolicy::DELETE;
+        assert_eq!(plain.max_segment_ms(), plain.segment_ms);
+        log.close().await.unwrap();
+    });
+}
+
+/// The swap goes one segment per step, so the owner can let produce and fetch in between:
+/// after every step the log reads consistently (offsets increase, the latest value of every
+/// key is there), appends in between are kept, and the checkpoint moves only at the end.
+#[test]
+fn a_pass_is_swapped_in_one_segment_per_step_with_a_consistent_log_between_steps() {
+    run(|| async {
+        let dir = tempfile::tempdir().unwrap();
+        let mut log = course_example_log(dir.path(), Compression::None).await;
+        let before = latest(&read_records(&log).await);
+        let mut cleaned = log.plan_clean(TS, 1 << 20).unwrap().build().await.unwrap();
+        let mut steps = 0;
+        let stats = loop {
+            let step = log.install_cleaned_step(&mut cleaned).await.unwrap();
+            steps += 1;
+            let now = read_records(&log).await;
+            assert!(offsets_increase(&now));
+            let mut want = before.clone();
+            if steps > 1 {
+                want.insert("user-5".into(), (9, Some("between".into())));
+            }
+            assert_eq!(latest(&now), want, "after step {steps}");
+            if let Some(stats) = step {
+                break stats;
+            }
+            assert_eq!(log.first_uncleaned_offset(), 0, "the checkpoint waits for the whole pass");
+            if steps == 1 {
+                log.append(keyed_batch(Compression::None, &[("user-5", Some("between"))], TS), 0, TS)
+                    .await
+                    .unwrap();
+            }
+        };
+        assert_eq!(stats.segments_cleaned, steps - 1);
+        assert!(stats.segments_cleaned >= 4 && !stats.aborted);
+        assert_eq!(log.first_uncleaned_offset(), stats.cleaned_up_to);
+        let mut want = expected_course_result();
+        want.push((9, Some("user-5".into()), Some("between".into())));
+        assert_eq!(read_records(&log).await, want);
+        log.close().await.unwrap();
+    });
+}
+
+/// A truncation below the cleaner's progress moves it back (Kafka's
+/// `maybeTruncateCheckpoint`): records appended again at those offsets are dirty.
+#[test]
+fn a_truncation_moves_the_cleaner_progress_back() {
+    run(|| async {
+        let dir = tempfile::tempdir().unwrap();
+        let mut log = course_example_log(dir.path(), Compression::None).await;
+        log.clean(TS, 1 << 20).await.unwrap();
+        assert_eq!(log.first_uncleaned_offset(), 8);
+        log.truncate_to(6).await.unwrap();
+        assert_eq!(log.first_uncleaned_offset(), log.log_end_offset());
+        assert!(log.first_uncleaned_offset() <= 6);
         log.close().await.unwrap();
     });
 }

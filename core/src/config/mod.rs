@@ -173,6 +173,9 @@ pub struct BrokerConfig {
     pub log_cleaner_enable: bool,
     /// `log.cleaner.dedupe.buffer.size`: the offset map's memory bound per cleaning pass.
     pub log_cleaner_dedupe_buffer_bytes: usize,
+    /// `log.cleaner.io.max.bytes.per.second`: read + write bytes per second of each shard's
+    /// cleaner (Kafka's default, `Double.MAX_VALUE`, is unlimited).
+    pub log_cleaner_io_max_bytes_per_second: f64,
     pub offsets_topic_num_partitions: i32,
     pub group_initial_rebalance_delay_ms: i32,
     pub group_min_session_timeout_ms: i32,
@@ -289,6 +292,12 @@ impl BrokerConfig {
             let value = v.str("log.cleaner.min.cleanable.ratio");
             return Err(invalid("log.cleaner.min.cleanable.ratio", value, "must be between 0 and 1"));
         }
+        let cleaner_io_key = "log.cleaner.io.max.bytes.per.second";
+        let cleaner_io_max_bytes_per_second =
+            v.str(cleaner_io_key).trim().parse::<f64>().ok().filter(|r| *r > 0.0).ok_or_else(|| {
+                // Kafka takes any double, but a rate of 0 would stall its cleaner for good.
+                invalid(cleaner_io_key, v.str(cleaner_io_key), "must be a positive number")
+            })?;
         let log_defaults = LogConfig {
             segment_bytes: v.int("log.segment.bytes") as u32,
             segment_ms: roll_ms,
@@ -327,6 +336,7 @@ impl BrokerConfig {
             log_flush_scheduler_interval_ms: v.int("log.flush.scheduler.interval.ms"),
             log_cleaner_enable: v.bool("log.cleaner.enable"),
             log_cleaner_dedupe_buffer_bytes: v.int("log.cleaner.dedupe.buffer.size").max(1) as usize,
+            log_cleaner_io_max_bytes_per_second: cleaner_io_max_bytes_per_second,
             offsets_topic_num_partitions: v.int("offsets.topic.num.partitions") as i32,
             group_initial_rebalance_delay_ms: v.int("group.initial.rebalance.delay.ms") as i32,
             group_min_session_timeout_ms: v.int("group.min.session.timeout.ms") as i32,
@@ -503,6 +513,15 @@ mod tests {
         assert_eq!(c.log_defaults.retention_ms, 120_000);
         let c = load(&["log.retention.minutes=2", "log.retention.ms=5"]).unwrap();
         assert_eq!(c.log_defaults.retention_ms, 5);
+    }
+
+    #[test]
+    fn cleaner_io_limit_defaults_to_unlimited_and_must_be_positive() {
+        assert_eq!(load(&[]).unwrap().log_cleaner_io_max_bytes_per_second, f64::MAX);
+        let c = load(&["log.cleaner.io.max.bytes.per.second=1048576"]).unwrap();
+        assert_eq!(c.log_cleaner_io_max_bytes_per_second, 1048576.0);
+        let e = load(&["log.cleaner.io.max.bytes.per.second=0"]).unwrap_err().to_string();
+        assert!(e.contains("log.cleaner.io.max.bytes.per.second"), "{e}");
     }
 
     #[test]

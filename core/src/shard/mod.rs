@@ -8,6 +8,7 @@
 //! - The shard's copy of the metadata image only moves forward, by applying the controller's
 //!   committed records in order; partition logs are opened and deleted as a consequence.
 
+mod cleaner_checkpoint;
 mod connection;
 
 use std::cell::{Cell, RefCell};
@@ -19,13 +20,14 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use anyhow::Context;
 use glommio::net::TcpListener;
 use shardlog_storage::log_config::LogConfig;
+use shardlog_storage::throttler::Throttler;
 
 use crate::broker::{shutdown_requested, ShardSpec};
 use crate::config::BrokerConfig;
 use crate::control_plane::{ControlHandle, ControllerEndpoint, ShardEndpoint};
 use crate::controller::{Controller, ControllerConfig};
 use crate::metadata::MetadataImage;
-use crate::partition::Partition;
+use crate::partition::{CleanerResources, Partition};
 use crate::topic_config::log_config_for;
 
 /// Connections one shard serves at once; more are closed right after accept, so a flood of
@@ -53,6 +55,8 @@ pub struct Shard {
     partitions_changed: event_listener::Event,
     /// Recovery points from the last clean shutdown, used once when a partition is opened.
     recovery_points: RefCell<HashMap<TopicPartition, i64>>,
+    /// `cleaner-offset-checkpoint` as read at start, used once when a partition is opened.
+    cleaner_checkpoints: RefCell<HashMap<TopicPartition, i64>>,
     /// The consumer groups this shard coordinates (those of the `__consumer_offsets`
     /// partitions it leads).
     pub groups: crate::group::GroupCoordinator,
@@ -100,6 +104,8 @@ pub async fn run(
     };
     let applier = glommio::spawn_local(apply_metadata_forever(shard.clone())).detach();
     let maintenance = glommio::spawn_local(maintain_forever(shard.clone())).detach();
+    let cleaner =
+        shard.config.log_cleaner_enable.then(|| glommio::spawn_local(clean_forever(shard.clone())).detach());
     let accepter = glommio::spawn_local(accept_forever(shard.clone(), listener)).detach();
     shutdown.await;
     accepter.cancel();
@@ -111,6 +117,11 @@ pub async fn run(
         glommio::timer::sleep(Duration::from_millis(10)).await;
     }
     maintenance.cancel();
+    // A pass cut short leaves `.cleaned` files (discarded on open) or a swap half done
+    // (completed on open); either way the log is consistent.
+    if let Some(cleaner) = cleaner {
+        cleaner.cancel();
+    }
     applier.cancel();
     let partitions: Vec<Rc<Partition>> = shard.partitions.borrow_mut().drain().map(|(_, p)| p).collect();
     let mut entries = Vec::with_capacity(partitions.len());
@@ -151,6 +162,7 @@ async fn start(
         glommio::spawn_local(controller_end.run(controller, replay)).detach();
     }
     let control = wiring.endpoint.connect().await.context("cannot reach the controller")?;
+    let cleaner_checkpoints = cleaner_checkpoint::read(&config.log_dir).await;
     let shard = Rc::new(Shard {
         spec,
         config,
@@ -162,6 +174,7 @@ async fn start(
         stop: event_listener::Event::new(),
         partitions_changed: event_listener::Event::new(),
         recovery_points: RefCell::new(recovery_points),
+        cleaner_checkpoints: RefCell::new(cleaner_checkpoints),
         groups: crate::group::GroupCoordinator::new(),
     });
     shard.sync_partitions().await;
@@ -292,6 +305,10 @@ impl Shard {
         .await
         {
             Ok(p) => {
+                let cleaned_up_to = self.cleaner_checkpoints.borrow_mut().remove(&key);
+                if let Some(offset) = cleaned_up_to {
+                    p.restore_cleaner_checkpoint(offset).await;
+                }
                 self.partitions.borrow_mut().insert(key, p);
             }
             Err(e) => tracing::error!("cannot open partition {}-{}: {e}", key.0, key.1),
@@ -332,8 +349,7 @@ async fn apply_metadata_forever(shard: Rc<Shard>) {
     }
 }
 
-/// Flush policy, retention, delayed deletes and the log cleaner for every partition of the
-/// shard.
+/// Flush policy, retention and delayed deletes for every partition of the shard.
 async fn maintain_forever(shard: Rc<Shard>) {
     let tick_ms = shard.config.log_flush_scheduler_interval_ms.clamp(100, 1_000) as u64;
     let retention_every_ms = shard.config.log_retention_check_interval_ms.max(1);
@@ -347,12 +363,57 @@ async fn maintain_forever(shard: Rc<Shard>) {
         }
         let partitions: Vec<Rc<Partition>> = shard.partitions.borrow().values().cloned().collect();
         for partition in partitions {
-            let dedupe_buffer_bytes =
-                shard.config.log_cleaner_enable.then_some(shard.config.log_cleaner_dedupe_buffer_bytes);
-            if let Err(e) = partition.maintain(now, retention_due, dedupe_buffer_bytes).await {
+            if let Err(e) = partition.maintain(now, retention_due).await {
                 tracing::warn!("maintenance of {}-{}: {e}", partition.topic, partition.index);
             }
         }
+    }
+}
+
+/// The shard's log cleaner (`log.cleaner.enable`): a task of its own, so that a long,
+/// throttled pass delays neither flushes nor retention. Its work yields between batches and
+/// locks a partition only to plan a pass and to swap the result in, so produce and fetch wait
+/// at most one bounded step for it. After a round that moved any partition's cleaning
+/// progress it rewrites `cleaner-offset-checkpoint`.
+async fn clean_forever(shard: Rc<Shard>) {
+    let tick_ms = shard.config.log_flush_scheduler_interval_ms.clamp(100, 1_000) as u64;
+    let mut cleaner = CleanerResources {
+        dedupe_buffer_bytes: shard.config.log_cleaner_dedupe_buffer_bytes,
+        throttler: Throttler::new(
+            shard.config.log_cleaner_io_max_bytes_per_second,
+            std::time::Instant::now(),
+        ),
+    };
+    loop {
+        glommio::timer::sleep(Duration::from_millis(tick_ms)).await;
+        let partitions: Vec<Rc<Partition>> = shard.partitions.borrow().values().cloned().collect();
+        let mut moved = false;
+        for partition in partitions {
+            match partition.clean(now_ms(), &mut cleaner).await {
+                Ok(m) => moved |= m,
+                Err(e) => tracing::warn!("cleaning {}-{}: {e}", partition.topic, partition.index),
+            }
+        }
+        if moved {
+            shard.write_cleaner_checkpoint().await;
+        }
+    }
+}
+
+impl Shard {
+    /// Rewrites `cleaner-offset-checkpoint` with this shard's cleaning progress.
+    async fn write_cleaner_checkpoint(&self) {
+        let own: HashMap<TopicPartition, Option<i64>> = self
+            .partitions
+            .borrow()
+            .iter()
+            .map(|(key, p)| {
+                let progress = p.first_uncleaned_offset();
+                (key.clone(), (progress > p.log_start_offset()).then_some(progress))
+            })
+            .collect();
+        let exists = |topic: &str| self.with_image(|image| image.topic(topic).is_some());
+        cleaner_checkpoint::write(&self.config.log_dir, self.spec.index, &own, exists).await;
     }
 }
 
