@@ -8,7 +8,9 @@
 //! entries of topics that still exist, write through a temporary file of the shard's own and
 //! rename. Two shards rewriting at the same moment can lose each other's newest entry; that
 //! only leaves an entry *behind* (an older offset, or none), and a checkpoint behind the truth
-//! merely makes the cleaner redo work — never skip dirty records. No lock crosses a core.
+//! merely makes the cleaner redo work — never skip dirty records. A shard checks with
+//! [`holds`] the round after it wrote and writes again if its entries were lost, so the file
+//! converges without a lock across cores.
 
 use std::collections::HashMap;
 use std::path::Path;
@@ -26,6 +28,12 @@ pub async fn read(log_dir: &Path) -> HashMap<super::TopicPartition, i64> {
             HashMap::new()
         }
     }
+}
+
+/// Whether the file holds exactly `own`'s entries for this shard's partitions.
+pub async fn holds(log_dir: &Path, own: &HashMap<super::TopicPartition, Option<i64>>) -> bool {
+    let entries = read(log_dir).await;
+    own.iter().all(|(key, offset)| entries.get(key).copied() == *offset)
 }
 
 /// Rewrites the file with `own` (this shard's partitions and their cleaner progress; a led

@@ -384,6 +384,7 @@ async fn clean_forever(shard: Rc<Shard>) {
             std::time::Instant::now(),
         ),
     };
+    let mut verify_checkpoint = false;
     loop {
         glommio::timer::sleep(Duration::from_millis(tick_ms)).await;
         let partitions: Vec<Rc<Partition>> = shard.partitions.borrow().values().cloned().collect();
@@ -394,26 +395,30 @@ async fn clean_forever(shard: Rc<Shard>) {
                 Err(e) => tracing::warn!("cleaning {}-{}: {e}", partition.topic, partition.index),
             }
         }
-        if moved {
-            shard.write_cleaner_checkpoint().await;
+        // Another shard rewriting the file at the same moment may have dropped this shard's
+        // newest entries: check the round after each write, and write again until they hold.
+        let own = shard.own_cleaner_progress();
+        if moved || (verify_checkpoint && !cleaner_checkpoint::holds(&shard.config.log_dir, &own).await) {
+            let exists = |topic: &str| shard.with_image(|image| image.topic(topic).is_some());
+            cleaner_checkpoint::write(&shard.config.log_dir, shard.spec.index, &own, exists).await;
+            verify_checkpoint = true;
+        } else {
+            verify_checkpoint = false;
         }
     }
 }
 
 impl Shard {
-    /// Rewrites `cleaner-offset-checkpoint` with this shard's cleaning progress.
-    async fn write_cleaner_checkpoint(&self) {
-        let own: HashMap<TopicPartition, Option<i64>> = self
-            .partitions
+    /// This shard's partitions and their cleaner progress (`None`: nothing cleaned yet).
+    fn own_cleaner_progress(&self) -> HashMap<TopicPartition, Option<i64>> {
+        self.partitions
             .borrow()
             .iter()
             .map(|(key, p)| {
                 let progress = p.first_uncleaned_offset();
                 (key.clone(), (progress > p.log_start_offset()).then_some(progress))
             })
-            .collect();
-        let exists = |topic: &str| self.with_image(|image| image.topic(topic).is_some());
-        cleaner_checkpoint::write(&self.config.log_dir, self.spec.index, &own, exists).await;
+            .collect()
     }
 }
 
