@@ -14,8 +14,9 @@
 //! produced of the same copy done by the shard while the bytes are still in its cache, plus
 //! ~70 µs of latency per write (see `perf-reports/`). The copy into the page cache costs
 //! microseconds per batch; a shard blocks longer only when the kernel throttles dirty pages,
-//! which is back-pressure from a disk slower than the producers. A failed write fails the
-//! segment: every later append and flush errors and the log must be reopened, whose recovery
+//! which is back-pressure from a disk slower than the producers. A failed write (a full disk)
+//! is cut back off the file, so only that append fails; if the cut fails too, the segment
+//! fails: every later append and flush errors and the log must be reopened, whose recovery
 //! truncates at whatever the write left.
 //!
 //! Index entries follow Kafka's rule for every batch, on append and on rebuild alike: when
@@ -443,8 +444,14 @@ impl LogSegment {
             slices.push(IoSlice::new(&records[*at + REWRITTEN_PREFIX_BYTES..*at + header.size_bytes]));
         }
         if let Err(e) = pwritev_all(self.log.as_raw_fd(), &mut slices, position) {
-            tracing::error!(segment = ?self.log_path, position, error = %e, "log write failed");
-            self.failed = true;
+            // Part of the set may be in the file (a full disk fails mid-write). Cutting the
+            // file back to the last whole append leaves the segment as it was, so the append
+            // fails alone and appends work again once there is room; if even that fails, the
+            // segment refuses everything until a reopen recovers it.
+            // SAFETY: ftruncate on the segment's open file descriptor, kept open by `self.log`.
+            let cut = unsafe { libc::ftruncate(self.log.as_raw_fd(), position as libc::off_t) };
+            tracing::error!(segment = ?self.log_path, position, error = %e, cut_back = cut == 0, "log write failed");
+            self.failed = cut != 0;
             return Err(e.into());
         }
 
