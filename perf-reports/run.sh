@@ -12,7 +12,8 @@
 # Knobs (environment): DURATION_S (measured seconds per run, 5), WARMUP_S (1),
 # SIZES ("100 1024 4096 16384 65536"), LOADS ("10 25 50 75 90", % of the closed-loop max),
 # BACKLOG_BYTES (1 GiB), PROFILE (1), PERF_HZ (1999), PEER_BOOTSTRAP (host:port), PEER_PID (its pid, for CPU and
-# RSS), PEER_NAME (peer), REPORT_DIR (perf-reports/<UTC date>).
+# RSS), PEER_NAME (peer), REPORT_DIR (perf-reports/<UTC date>), CALLGRIND (1: instruction counts
+# of the hot-path micro-benchmarks with perf-reports/callgrind.sh).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -24,6 +25,7 @@ BACKLOG_BYTES=${BACKLOG_BYTES:-1073741824}
 PROFILE=${PROFILE:-1}
 PERF_HZ=${PERF_HZ:-1999}
 PEER_NAME=${PEER_NAME:-peer}
+CALLGRIND=${CALLGRIND:-1}
 DATE=$(date -u +%Y-%m-%d)
 OUT=${REPORT_DIR:-perf-reports/$DATE}
 BROKER_START_TIMEOUT_S=30
@@ -111,6 +113,12 @@ if ! dd if=/dev/zero of="$WORK/dd.tmp" bs=1M count="$DD_MIB" $DD_FLAGS 2>"$OUT/r
   dd if=/dev/zero of="$WORK/dd.tmp" bs=1M count="$DD_MIB" $DD_FLAGS 2>"$OUT/raw/dd.txt"
 fi
 rm -f "$WORK/dd.tmp"
+
+if [ "$CALLGRIND" = 1 ]; then
+  # Before any broker starts: callgrind takes a core for a few minutes.
+  log "hot-path instruction counts (callgrind)"
+  perf-reports/callgrind.sh "$OUT/raw/callgrind.jsonl"
+fi
 
 # --- broker lifecycle ------------------------------------------------------------------------
 BOOTSTRAP=""

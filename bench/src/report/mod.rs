@@ -128,6 +128,7 @@ pub fn write(dir: &Path) -> Result<()> {
     compare(&mut md, &inp, "peer", MAIN_TARGET, "shardlog against the peer broker (PEER_BOOTSTRAP)", "");
     resources(&mut md, &inp);
     cpu_section(&mut md, &profiles);
+    callgrind_section(&mut md, &inp);
     md.push_str(REPRODUCE);
     std::fs::write(dir.join("report.md"), md)?;
     let results = json!({
@@ -136,6 +137,7 @@ pub fn write(dir: &Path) -> Result<()> {
         "idle": inp.idle,
         "profiles": profiles.iter().map(|(n, p)| (n.clone(), p)).collect::<std::collections::BTreeMap<_, _>>(),
         "runs": inp.runs,
+        "callgrind": inp.callgrind,
     });
     std::fs::write(dir.join("results.json"), serde_json::to_string_pretty(&results)?)?;
     eprintln!("wrote {}", dir.join("report.md").display());
@@ -731,6 +733,42 @@ fn cpu_section(md: &mut String, profiles: &[(String, frames::Profile)]) {
     }
 }
 
+fn callgrind_section(md: &mut String, inp: &Inputs) {
+    if inp.callgrind.is_empty() {
+        return;
+    }
+    let _ = writeln!(md, "## Hot paths: instruction counts (callgrind)\n");
+    let first = &inp.callgrind[0];
+    let _ = writeln!(
+        md,
+        "`perf-reports/callgrind.sh`: each criterion micro-benchmark's step run N times under \
+         `valgrind --tool=callgrind` ({}, `{}` profile), counting only the measured step \
+         (`--toggle-collect`), never its set-up. Instruction counts do not move with other load on \
+         the machine, so they compare across commits where wall time does not; they are not \
+         time (no cache misses or stalls in them). Append has no count: glommio's executor \
+         deadlocks under this valgrind (see bench/README.md).\n",
+        first.valgrind, first.profile
+    );
+    let _ = writeln!(md, "| case | crate | what | iterations | instructions per iteration |");
+    let _ = writeln!(md, "| --- | --- | --- | ---: | ---: |");
+    for c in &inp.callgrind {
+        let per = match (&c.error, c.instructions_per_iteration) {
+            (Some(e), _) => format!("failed: {e}"),
+            (None, Some(v)) => thousands(v),
+            (None, None) => "–".into(),
+        };
+        let _ = writeln!(
+            md,
+            "| `{}` | {} | {} | {} | {per} |",
+            c.case,
+            c.crate_name,
+            c.what.replace('|', "\\|"),
+            thousands(c.iterations as f64)
+        );
+    }
+    md.push('\n');
+}
+
 /// Frame names without their generic arguments' noise, at most 120 characters.
 fn short_frame(name: &str) -> String {
     let mut s: String = name.replace('|', "\\|");
@@ -748,6 +786,7 @@ fn short_frame(name: &str) -> String {
 const REPRODUCE: &str = "## Reproduce\n\n\
 ```sh\n\
 perf-reports/run.sh                                   # this report, into perf-reports/<date>/\n\
+perf-reports/callgrind.sh                             # only the instruction counts (JSON lines)\n\
 PEER_BOOTSTRAP=127.0.0.1:9092 PEER_PID=<pid> perf-reports/run.sh   # also measure a peer broker\n\
 target/release/shardlog-bench run --workload bench/workloads/1-topic-16-partitions-1kb.toml --bootstrap 127.0.0.1:9092\n\
 ```\n";
