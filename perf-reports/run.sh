@@ -2,7 +2,9 @@
 # Regenerates a dated performance report in perf-reports/<date>/: builds the release binaries,
 # measures the machine's limits (loopback TCP with iperf3, sequential write with dd), starts a
 # shardlog broker on free ports with a temporary data dir, runs the standard matrix with
-# shardlog-bench (2 shards, then 1 shard; and a peer broker when PEER_BOOTSTRAP is set),
+# shardlog-bench (2 shards, then 1 shard; and a peer broker when PEER_BOOTSTRAP is set; each
+# with librdkafka, then the core 1 KiB / 16 KiB produce+consume scenarios again with the
+# bench's own native client),
 # profiles the broker's produce and fetch paths with perf + inferno, and has
 # `shardlog-bench report` write report.md, results.json and the SVG plots from the bench
 # output. No number in the report is typed by hand.
@@ -10,7 +12,8 @@
 # Knobs (environment): DURATION_S (measured seconds per run, 5), WARMUP_S (1),
 # SIZES ("100 1024 4096 16384 65536"), LOADS ("10 25 50 75 90", % of the closed-loop max),
 # BACKLOG_BYTES (1 GiB), PROFILE (1), PERF_HZ (1999), PEER_BOOTSTRAP (host:port), PEER_PID (its pid, for CPU and
-# RSS), PEER_NAME (peer), REPORT_DIR (perf-reports/<UTC date>).
+# RSS), PEER_NAME (peer), REPORT_DIR (perf-reports/<UTC date>), CALLGRIND (1: instruction counts
+# of the hot-path micro-benchmarks with perf-reports/callgrind.sh).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -22,6 +25,7 @@ BACKLOG_BYTES=${BACKLOG_BYTES:-1073741824}
 PROFILE=${PROFILE:-1}
 PERF_HZ=${PERF_HZ:-1999}
 PEER_NAME=${PEER_NAME:-peer}
+CALLGRIND=${CALLGRIND:-1}
 DATE=$(date -u +%Y-%m-%d)
 OUT=${REPORT_DIR:-perf-reports/$DATE}
 BROKER_START_TIMEOUT_S=30
@@ -110,6 +114,12 @@ if ! dd if=/dev/zero of="$WORK/dd.tmp" bs=1M count="$DD_MIB" $DD_FLAGS 2>"$OUT/r
 fi
 rm -f "$WORK/dd.tmp"
 
+if [ "$CALLGRIND" = 1 ]; then
+  # Before any broker starts: callgrind takes a core for a few minutes.
+  log "hot-path instruction counts (callgrind)"
+  perf-reports/callgrind.sh "$OUT/raw/callgrind.jsonl"
+fi
+
 # --- broker lifecycle ------------------------------------------------------------------------
 BOOTSTRAP=""
 start_broker() { # shards
@@ -146,15 +156,17 @@ stop_broker() {
 }
 
 # --- the matrix ------------------------------------------------------------------------------
+# The client the next runs use (rdkafka or native); the report pairs runs by their tags.
+CLIENT=rdkafka
 # bench TARGET BOOTSTRAP PID SERIES POINT WORKLOAD [extra args]
 bench() {
   local target=$1 boot=$2 pid=$3 series=$4 point=$5 workload=$6
   shift 6
   local pid_args=()
   [ -z "$pid" ] || pid_args=(--broker-pid "$pid")
-  log "$target / $series / $point"
-  "$BENCH" run --workload "bench/workloads/$workload" --bootstrap "$boot" \
-    --label "$target/$series/$point" --tag "target=$target" --tag "series=$series" --tag "point=$point" \
+  log "$target / $CLIENT / $series / $point"
+  "$BENCH" run --client "$CLIENT" --workload "bench/workloads/$workload" --bootstrap "$boot" \
+    --label "$target/$CLIENT/$series/$point" --tag "target=$target" --tag "series=$series" --tag "point=$point" \
     --test-duration-s "$DURATION_S" --warmup-s "$WARMUP_S" --json "$OUT/runs.jsonl" \
     "${pid_args[@]}" "$@" 2> >(tee -a "$BENCH_LOG" >&2)
 }
@@ -182,6 +194,17 @@ matrix() {
   fi
   bench "$target" "$boot" "$pid" omb 100-partitions 1-topic-100-partitions-1kb.toml
   bench "$target" "$boot" "$pid" backlog 1024 backlog-drain-1kb.toml --consumer-backlog-bytes "$BACKLOG_BYTES"
+  # The core produce+consume scenarios again with our own client, so no figure rests on
+  # librdkafka alone; the load point uses librdkafka's rate, so latencies compare like for like.
+  CLIENT=native
+  for size in 1024 16384; do
+    bench "$target" "$boot" "$pid" size "$size" 1-topic-16-partitions-1kb.toml --message-size-bytes "$size"
+  done
+  if [ "${max_rate:-0}" -gt 0 ]; then
+    bench "$target" "$boot" "$pid" load 50 1-topic-16-partitions-1kb.toml --producer-rate-msgs-per-s $((max_rate * 50 / 100))
+  fi
+  bench "$target" "$boot" "$pid" backlog 1024 backlog-drain-1kb.toml --consumer-backlog-bytes "$BACKLOG_BYTES"
+  CLIENT=rdkafka
   if [ -n "$profile_prefix" ]; then
     # A run of its own: perf's sampling costs CPU, so profiled figures are not the figures.
     bench "$target" "$boot" "$pid" profiled 1024 backlog-drain-1kb.toml --consumer-backlog-bytes "$BACKLOG_BYTES" \

@@ -47,6 +47,38 @@ impl Recorder {
         }
     }
 
+    /// Records `now_ns - sent` for every send time, under one lock (a batch's worth).
+    pub fn record_since_ns(&self, now_ns: u64, sent_ns: &[u64]) {
+        let mut h = self.inner.lock().expect("recorder lock");
+        if h.enabled {
+            for &sent in sent_ns {
+                let us = (now_ns.saturating_sub(sent) / 1_000).clamp(1, LATENCY_MAX_US);
+                h.total.saturating_record(us);
+                h.interval.saturating_record(us);
+            }
+        }
+    }
+
+    /// Records every latency in `latencies_ns`, under one lock.
+    pub fn record_latencies_ns(&self, latencies_ns: &[u64]) {
+        if latencies_ns.is_empty() {
+            return;
+        }
+        let mut h = self.inner.lock().expect("recorder lock");
+        if h.enabled {
+            for &ns in latencies_ns {
+                let us = (ns / 1_000).clamp(1, LATENCY_MAX_US);
+                h.total.saturating_record(us);
+                h.interval.saturating_record(us);
+            }
+        }
+    }
+
+    /// Whether values are being kept (a client can skip the work of computing them if not).
+    pub fn is_enabled(&self) -> bool {
+        self.inner.lock().expect("recorder lock").enabled
+    }
+
     /// Stops or resumes recording (the drain of an old backlog has no meaningful latency).
     pub fn set_enabled(&self, enabled: bool) {
         self.inner.lock().expect("recorder lock").enabled = enabled;

@@ -1,7 +1,8 @@
 //! `shardlog-bench`: a load generator and report writer for Kafka-compatible brokers.
 //!
-//! It speaks Kafka through librdkafka (the `rdkafka` crate) to any bootstrap address, so
-//! shardlog and a peer broker started by hand are measured by the same client in the same run.
+//! It speaks Kafka through librdkafka (the `rdkafka` crate) or its own [`native`] client to any
+//! bootstrap address, so shardlog and a peer broker started by hand are measured by the same
+//! clients in the same run, and no figure rests on one client alone.
 //! It owns: workload files after the OpenMessaging Benchmark's ([`workload`]), paced or
 //! closed-loop producers ([`producer`], [`pacer`]), consumers that drain a backlog or tail
 //! ([`consumer`]), latency histograms ([`latency`]), the per-run JSON ([`result`]), broker
@@ -21,6 +22,7 @@ pub mod consumer;
 pub mod kafka;
 pub mod latency;
 pub mod limits;
+pub mod native;
 pub mod pacer;
 pub mod payload;
 pub mod probe;

@@ -8,7 +8,7 @@ use std::path::PathBuf;
 use anyhow::{bail, Context, Result};
 use clap::{Args, Parser, Subcommand};
 
-use shardlog_bench::run::{self, RunOptions};
+use shardlog_bench::run::{self, ClientKind, RunOptions};
 use shardlog_bench::workload::{KeyDistributor, Workload};
 use shardlog_bench::{probe, report};
 
@@ -43,6 +43,10 @@ struct RunArgs {
     /// Any Kafka-compatible bootstrap address, e.g. 127.0.0.1:9092.
     #[arg(long)]
     bootstrap: String,
+    /// The client that moves the records: librdkafka, or our own (pipelined Produce of
+    /// batches built with shardlog-storage, Fetch walked by batch headers).
+    #[arg(long, value_enum, default_value_t = ClientKind::Rdkafka)]
+    client: ClientKind,
     /// Name of this run in the JSON and the report.
     #[arg(long, default_value = "run")]
     label: String,
@@ -167,6 +171,7 @@ fn run_command(a: RunArgs) -> Result<()> {
     workload.validate()?;
     let opts = RunOptions {
         bootstrap: a.bootstrap,
+        client: a.client,
         label: a.label,
         tags: parse_tags(&a.tags)?,
         workload,

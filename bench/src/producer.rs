@@ -155,7 +155,7 @@ pub fn run(job: ProducerJob) -> Result<()> {
 }
 
 /// Formats `n` as decimal ASCII into `buf`, returning the length (keys are text, like OMB's).
-fn write_key(buf: &mut [u8; 20], mut n: u64) -> usize {
+pub(crate) fn write_key(buf: &mut [u8; 20], mut n: u64) -> usize {
     let mut tmp = [0u8; 20];
     let mut i = 0;
     loop {

@@ -56,6 +56,10 @@ pub struct PhaseResult {
 pub struct RunResult {
     pub schema: String,
     pub label: String,
+    /// The client that moved the records: `rdkafka` or `native` (runs from before the native
+    /// client have no field and were librdkafka's).
+    #[serde(default = "rdkafka")]
+    pub client: String,
     /// Free-form `key=value` tags from the command line (the report groups runs by them).
     pub tags: BTreeMap<String, String>,
     pub bootstrap: String,
@@ -64,6 +68,10 @@ pub struct RunResult {
     pub topics: Vec<String>,
     pub phases: Vec<PhaseResult>,
     pub broker_rss_start_bytes: Option<u64>,
+}
+
+fn rdkafka() -> String {
+    "rdkafka".into()
 }
 
 impl RunResult {
@@ -77,10 +85,11 @@ impl RunResult {
         let w = &self.workload;
         let _ = writeln!(
             s,
-            "\n{} — {} → {}: {} topic(s) × {} partitions, {} B, {} producer(s), {} consumer(s), {}, acks={}, compression={}, linger {} ms",
+            "\n{} — {} → {} ({} client): {} topic(s) × {} partitions, {} B, {} producer(s), {} consumer(s), {}, acks={}, compression={}, linger {} ms",
             self.label,
             w.name,
             self.bootstrap,
+            self.client,
             w.topics,
             w.partitions_per_topic,
             w.message_size_bytes,

@@ -15,14 +15,35 @@ use crate::consumer::{self, ConsumerJob, ConsumerStats};
 use crate::kafka;
 use crate::latency::{new_histogram, Percentiles};
 use crate::limits;
+use crate::native;
 use crate::probe::{self, Profiler};
 use crate::producer::{self, ProducerJob, ProducerStats};
 use crate::progress::Progress;
 use crate::result::{BrokerUse, Flow, PhaseResult, RunResult, SCHEMA};
 use crate::workload::Workload;
 
+/// Which client moves the records.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, clap::ValueEnum)]
+pub enum ClientKind {
+    /// librdkafka through the `rdkafka` crate: the client the field uses.
+    #[default]
+    Rdkafka,
+    /// Our own ([`crate::native`]): pipelined Produce, plain Fetch, little CPU per record.
+    Native,
+}
+
+impl ClientKind {
+    pub fn name(self) -> &'static str {
+        match self {
+            ClientKind::Rdkafka => "rdkafka",
+            ClientKind::Native => "native",
+        }
+    }
+}
+
 pub struct RunOptions {
     pub bootstrap: String,
+    pub client: ClientKind,
     pub label: String,
     pub tags: BTreeMap<String, String>,
     pub workload: Workload,
@@ -106,11 +127,13 @@ impl Clients {
                     stats: self.consumer_stats[index].clone(),
                 };
                 let tx = tx.clone();
-                self.consumers.push(
-                    std::thread::Builder::new()
-                        .name(format!("consumer-{index}"))
-                        .spawn(move || consumer::run(job, tx))?,
-                );
+                let client = o.client;
+                self.consumers.push(std::thread::Builder::new().name(format!("consumer-{index}")).spawn(
+                    move || match client {
+                        ClientKind::Rdkafka => consumer::run(job, tx),
+                        ClientKind::Native => native::consumer::run(job, tx),
+                    },
+                )?);
             }
         }
         drop(tx);
@@ -136,11 +159,13 @@ impl Clients {
                     stop: self.stop_producers.clone(),
                     stats: self.producer_stats[index].clone(),
                 };
-                self.producers.push(
-                    std::thread::Builder::new()
-                        .name(format!("producer-{index}"))
-                        .spawn(move || producer::run(job))?,
-                );
+                let client = o.client;
+                self.producers.push(std::thread::Builder::new().name(format!("producer-{index}")).spawn(
+                    move || match client {
+                        ClientKind::Rdkafka => producer::run(job),
+                        ClientKind::Native => native::producer::run(job),
+                    },
+                )?);
             }
         }
         Ok(())
@@ -286,6 +311,7 @@ pub fn run(o: &RunOptions) -> Result<RunResult> {
     Ok(RunResult {
         schema: SCHEMA.into(),
         label: o.label.clone(),
+        client: o.client.name().into(),
         tags: o.tags.clone(),
         bootstrap: o.bootstrap.clone(),
         started_unix_ms,

@@ -79,23 +79,15 @@ impl Client {
     /// Sends `body` at `version` and returns the decoded response.
     pub fn call<R: Request>(&mut self, version: i16, body: &R) -> Result<R::Response, ClientError> {
         let correlation_id = self.send(version, body)?;
-        let mut frame = self.read_frame(R::KEY, version)?;
-        let decode = |detail: String| ClientError::Decode {
-            addr: self.addr.clone(),
-            api_key: R::KEY,
-            version,
-            detail,
-        };
-        let header =
-            ResponseHeader::decode(&mut frame, <R::Response as HeaderVersion>::header_version(version))
-                .map_err(|e| decode(e.to_string()))?;
-        if header.correlation_id != correlation_id {
-            return Err(decode(format!(
-                "correlation id {} instead of {correlation_id}",
-                header.correlation_id
-            )));
-        }
-        <R::Response as Decodable>::decode(&mut frame, version).map_err(|e| decode(e.to_string()))
+        read_response::<R>(&mut self.stream, &self.addr, version, correlation_id)
+    }
+
+    /// A second handle on this connection that reads responses while this one keeps sending:
+    /// with it a caller can have several requests in flight (Kafka answers a connection's
+    /// requests in order), as the bench's pipelining producer does.
+    pub fn reader(&self) -> Result<ResponseReader, ClientError> {
+        let stream = self.stream.try_clone().map_err(|source| self.io(source))?;
+        Ok(ResponseReader { stream, addr: self.addr.clone() })
     }
 
     /// Sends `body` at `version` without waiting for an answer (Produce with `acks=0`, which
@@ -122,24 +114,60 @@ impl Client {
     fn io(&self, source: std::io::Error) -> ClientError {
         ClientError::Io { addr: self.addr.clone(), source }
     }
+}
 
-    fn read_frame(&mut self, api_key: i16, version: i16) -> Result<Bytes, ClientError> {
-        let mut size = [0u8; 4];
-        if let Err(e) = self.stream.read_exact(&mut size) {
-            return Err(if e.kind() == std::io::ErrorKind::UnexpectedEof {
-                ClientError::Closed { addr: self.addr.clone(), api_key, version }
-            } else {
-                self.io(e)
-            });
-        }
-        let size = i32::from_be_bytes(size) as i64;
-        if size < 0 || size as usize > RESPONSE_MAX_BYTES {
-            return Err(ClientError::TooLarge { addr: self.addr.clone(), size });
-        }
-        let mut buf = vec![0u8; size as usize];
-        self.stream.read_exact(&mut buf).map_err(|source| self.io(source))?;
-        Ok(Bytes::from(buf))
+/// The reading half of a [`Client`]'s connection (see [`Client::reader`]).
+pub struct ResponseReader {
+    stream: TcpStream,
+    addr: String,
+}
+
+impl ResponseReader {
+    /// Reads the next response, which must answer the request `correlation_id` of type `R`
+    /// sent at `version`.
+    pub fn receive<R: Request>(
+        &mut self,
+        version: i16,
+        correlation_id: i32,
+    ) -> Result<R::Response, ClientError> {
+        read_response::<R>(&mut self.stream, &self.addr, version, correlation_id)
     }
+}
+
+fn read_response<R: Request>(
+    stream: &mut TcpStream,
+    addr: &str,
+    version: i16,
+    correlation_id: i32,
+) -> Result<R::Response, ClientError> {
+    let mut frame = read_frame(stream, addr, R::KEY, version)?;
+    let decode =
+        |detail: String| ClientError::Decode { addr: addr.to_string(), api_key: R::KEY, version, detail };
+    let header = ResponseHeader::decode(&mut frame, <R::Response as HeaderVersion>::header_version(version))
+        .map_err(|e| decode(e.to_string()))?;
+    if header.correlation_id != correlation_id {
+        return Err(decode(format!("correlation id {} instead of {correlation_id}", header.correlation_id)));
+    }
+    <R::Response as Decodable>::decode(&mut frame, version).map_err(|e| decode(e.to_string()))
+}
+
+fn read_frame(stream: &mut TcpStream, addr: &str, api_key: i16, version: i16) -> Result<Bytes, ClientError> {
+    let io = |source| ClientError::Io { addr: addr.to_string(), source };
+    let mut size = [0u8; 4];
+    if let Err(e) = stream.read_exact(&mut size) {
+        return Err(if e.kind() == std::io::ErrorKind::UnexpectedEof {
+            ClientError::Closed { addr: addr.to_string(), api_key, version }
+        } else {
+            io(e)
+        });
+    }
+    let size = i32::from_be_bytes(size) as i64;
+    if size < 0 || size as usize > RESPONSE_MAX_BYTES {
+        return Err(ClientError::TooLarge { addr: addr.to_string(), size });
+    }
+    let mut buf = vec![0u8; size as usize];
+    stream.read_exact(&mut buf).map_err(io)?;
+    Ok(Bytes::from(buf))
 }
 
 /// The timeout the tools use: `request.timeout.ms` or `default.api.timeout.ms` from a

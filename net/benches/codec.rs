@@ -3,10 +3,12 @@
 //! framing a Fetch response around file regions (the bytes written before `sendfile`).
 //!
 //! Run: `cargo bench -p shardlog-net --bench codec`. Wall time on these shared machines is
-//! noisy: compare the two sides of a change in one session, not across sessions.
+//! noisy: compare the two sides of a change in one session, not across sessions, or count
+//! instructions under callgrind with `perf-reports/callgrind.sh` (cases
+//! `produce_decode_16_partitions`, `fetch_framing_16_partitions`).
 
 use bytes::{Bytes, BytesMut};
-use criterion::{black_box, criterion_group, criterion_main, Criterion, Throughput};
+use criterion::{black_box, criterion_group, Criterion, Throughput};
 use shardlog_net::fetch::{FetchPartition, FetchResponseParts, FetchTopic, FileRegion};
 use shardlog_net::kafka_protocol::indexmap::IndexMap;
 use shardlog_net::kafka_protocol::messages::produce_request::{PartitionProduceData, TopicProduceData};
@@ -85,8 +87,8 @@ fn produce_decode(c: &mut Criterion) {
     group.finish();
 }
 
-fn fetch_framing(c: &mut Criterion) {
-    let parts = FetchResponseParts {
+fn fetch_parts() -> FetchResponseParts {
+    FetchResponseParts {
         throttle_time_ms: 0,
         error_code: 0,
         session_id: 0,
@@ -106,7 +108,11 @@ fn fetch_framing(c: &mut Criterion) {
                 })
                 .collect(),
         }],
-    };
+    }
+}
+
+fn fetch_framing(c: &mut Criterion) {
+    let parts = fetch_parts();
     let mut group = c.benchmark_group("fetch_response");
     group.throughput(Throughput::Elements(PARTITIONS as u64));
     group.bench_function("frame_16_partitions", |b| {
@@ -116,4 +122,33 @@ fn fetch_framing(c: &mut Criterion) {
 }
 
 criterion_group!(benches, produce_decode, fetch_framing);
-criterion_main!(benches);
+
+#[path = "../../bench/callgrind/case.rs"]
+mod callgrind;
+
+fn main() {
+    if let Some(r) = callgrind::requested() {
+        match r.case.as_str() {
+            "produce_decode_16_partitions" => {
+                let frame = produce_frame();
+                callgrind::callgrind_measured(r.iterations, &mut || {
+                    black_box(parse_request(black_box(frame.clone())).expect("valid"));
+                })
+            }
+            "fetch_framing_16_partitions" => {
+                let parts = fetch_parts();
+                callgrind::callgrind_measured(r.iterations, &mut || {
+                    black_box(
+                        encode_fetch_response(FETCH_VERSION, 9, black_box(&parts)).expect("frame").len(),
+                    );
+                })
+            }
+            other => {
+                callgrind::unknown(other, &["produce_decode_16_partitions", "fetch_framing_16_partitions"])
+            }
+        }
+        return;
+    }
+    benches();
+    Criterion::default().configure_from_args().final_summary();
+}

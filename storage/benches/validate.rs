@@ -1,9 +1,10 @@
 //! `RecordBatch::validate` throughput on 16 KiB batches — the per-batch check the produce path
 //! runs (header shape plus CRC-32C). Target (issue 2): at least 5 GB/s on one core.
 //!
-//! Run: `cargo bench -p shardlog-storage --bench validate`.
+//! Run: `cargo bench -p shardlog-storage --bench validate`. Instruction counts of one
+//! validation under callgrind: `perf-reports/callgrind.sh` (case `validate_16KiB_batch`).
 
-use criterion::{black_box, criterion_group, criterion_main, Criterion, Throughput};
+use criterion::{black_box, criterion_group, Criterion, Throughput};
 use shardlog_storage::batch_builder::RecordBatchBuilder;
 use shardlog_storage::record_batch::{BatchIter, Compression, RecordBatch};
 
@@ -54,4 +55,23 @@ fn validate(c: &mut Criterion) {
 }
 
 criterion_group!(benches, validate);
-criterion_main!(benches);
+
+#[path = "../../bench/callgrind/case.rs"]
+mod callgrind;
+
+fn main() {
+    if let Some(r) = callgrind::requested() {
+        let batch = batch_of_16_kib();
+        match r.case.as_str() {
+            "validate_16KiB_batch" => callgrind::callgrind_measured(r.iterations, &mut || {
+                black_box(
+                    RecordBatch::validate(black_box(&batch), MAX_BATCH_BYTES).expect("valid").record_count(),
+                );
+            }),
+            other => callgrind::unknown(other, &["validate_16KiB_batch"]),
+        }
+        return;
+    }
+    benches();
+    Criterion::default().configure_from_args().final_summary();
+}

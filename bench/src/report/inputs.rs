@@ -1,13 +1,13 @@
 //! What a report directory holds before the report is written: the runs (`runs.jsonl`, one
 //! [`RunResult`] per line), raw tool outputs under `raw/` (iperf3 JSON, dd's summary line,
-//! `machine.txt` key=value facts, `idle-<target>.json` probes) and folded stacks under
-//! `flame/`. Everything is parsed from the tools' own output, never typed in.
+//! `machine.txt` key=value facts, `idle-<target>.json` probes, `callgrind.jsonl` from
+//! `perf-reports/callgrind.sh`) and folded stacks under `flame/`. Everything is parsed from the tools' own output, never typed in.
 
 use std::collections::BTreeMap;
 use std::path::Path;
 
 use anyhow::{Context, Result};
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use crate::probe::ProcSample;
 use crate::result::RunResult;
@@ -22,6 +22,23 @@ pub struct Machine {
     pub disk_write_bytes_per_s: Option<f64>,
 }
 
+/// One line of `raw/callgrind.jsonl`: a hot-path case's instruction count under callgrind.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct CallgrindCase {
+    #[serde(rename = "crate")]
+    pub crate_name: String,
+    pub bench: String,
+    pub case: String,
+    pub what: String,
+    pub iterations: u64,
+    pub instructions: Option<u64>,
+    pub instructions_per_iteration: Option<f64>,
+    /// `bench` (optimised) or `test` (debug).
+    pub profile: String,
+    pub valgrind: String,
+    pub error: Option<String>,
+}
+
 pub struct Inputs {
     pub machine: Machine,
     pub runs: Vec<RunResult>,
@@ -29,6 +46,7 @@ pub struct Inputs {
     pub idle: BTreeMap<String, ProcSample>,
     /// Profile name (file stem under flame/) → folded stacks text.
     pub folded: BTreeMap<String, String>,
+    pub callgrind: Vec<CallgrindCase>,
 }
 
 pub fn load(dir: &Path) -> Result<Inputs> {
@@ -54,6 +72,13 @@ pub fn load(dir: &Path) -> Result<Inputs> {
     if let Ok(t) = std::fs::read_to_string(raw.join("dd.txt")) {
         machine.disk_write_bytes_per_s = parse_dd(&t);
     }
+    let mut callgrind = Vec::new();
+    if let Ok(t) = std::fs::read_to_string(raw.join("callgrind.jsonl")) {
+        for (i, line) in t.lines().enumerate().filter(|(_, l)| !l.trim().is_empty()) {
+            callgrind
+                .push(serde_json::from_str(line).with_context(|| format!("callgrind.jsonl line {}", i + 1))?);
+        }
+    }
     let mut idle = BTreeMap::new();
     let mut folded = BTreeMap::new();
     for (sub, ext) in [("raw", "json"), ("flame", "folded")] {
@@ -72,7 +97,7 @@ pub fn load(dir: &Path) -> Result<Inputs> {
             }
         }
     }
-    Ok(Inputs { machine, runs, idle, folded })
+    Ok(Inputs { machine, runs, idle, folded, callgrind })
 }
 
 /// `end.sum_received.bits_per_second` of `iperf3 -J`, in bytes per second.
