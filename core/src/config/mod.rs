@@ -11,6 +11,7 @@ pub mod properties;
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
+use crate::group::consumer::Assignor;
 use shardlog_storage::log_config::{CleanupPolicy, LogConfig};
 use shardlog_storage::record_batch::TimestampType;
 
@@ -118,6 +119,18 @@ const KEYS: &[(&str, Kind, Option<&str>)] = &[
     ("group.initial.rebalance.delay.ms", NON_NEGATIVE_INT, Some("3000")),
     ("group.min.session.timeout.ms", NON_NEGATIVE_INT, Some("6000")),
     ("group.max.session.timeout.ms", NON_NEGATIVE_INT, Some("1800000")),
+    // KIP-848 consumer groups (Kafka 4).
+    ("group.consumer.session.timeout.ms", POSITIVE_INT, Some("45000")),
+    ("group.consumer.heartbeat.interval.ms", POSITIVE_INT, Some("5000")),
+    ("group.consumer.max.size", POSITIVE_INT, Some("2147483647")),
+    (
+        "group.consumer.assignors",
+        Kind::Str,
+        Some(
+            "org.apache.kafka.coordinator.group.assignor.UniformAssignor,\
+             org.apache.kafka.coordinator.group.assignor.RangeAssignor",
+        ),
+    ),
     ("transaction.state.log.replication.factor", POSITIVE_INT, Some("3")),
     ("transaction.state.log.min.isr", POSITIVE_INT, Some("2")),
     ("transaction.state.log.num.partitions", POSITIVE_INT, Some("50")),
@@ -177,6 +190,11 @@ pub struct BrokerConfig {
     pub group_initial_rebalance_delay_ms: i32,
     pub group_min_session_timeout_ms: i32,
     pub group_max_session_timeout_ms: i32,
+    pub group_consumer_session_timeout_ms: i32,
+    pub group_consumer_heartbeat_interval_ms: i32,
+    pub group_consumer_max_size: i32,
+    /// `group.consumer.assignors`, the first being the default.
+    pub group_consumer_assignors: Vec<Assignor>,
     /// Defaults for every topic's log; topic configs override them.
     pub log_defaults: LogConfig,
     pub min_insync_replicas: i32,
@@ -308,6 +326,17 @@ impl BrokerConfig {
             max_compaction_lag_ms: v.int("log.cleaner.max.compaction.lag.ms"),
         };
         let min_insync_replicas = v.int("min.insync.replicas") as i32;
+        let assignors_text = v.str("group.consumer.assignors");
+        let group_consumer_assignors = assignors_text
+            .split(',')
+            .filter(|a| !a.trim().is_empty())
+            .map(|a| {
+                Assignor::parse(a).ok_or_else(|| invalid("group.consumer.assignors", a, "uniform or range"))
+            })
+            .collect::<Result<Vec<Assignor>, _>>()?;
+        if group_consumer_assignors.is_empty() {
+            return Err(invalid("group.consumer.assignors", assignors_text, "empty"));
+        }
         Ok(BrokerConfig {
             node_id,
             rack: given.get("broker.rack").cloned(),
@@ -331,6 +360,10 @@ impl BrokerConfig {
             group_initial_rebalance_delay_ms: v.int("group.initial.rebalance.delay.ms") as i32,
             group_min_session_timeout_ms: v.int("group.min.session.timeout.ms") as i32,
             group_max_session_timeout_ms: v.int("group.max.session.timeout.ms") as i32,
+            group_consumer_session_timeout_ms: v.int("group.consumer.session.timeout.ms") as i32,
+            group_consumer_heartbeat_interval_ms: v.int("group.consumer.heartbeat.interval.ms") as i32,
+            group_consumer_max_size: v.int("group.consumer.max.size") as i32,
+            group_consumer_assignors,
             log_defaults,
             min_insync_replicas,
             values,
