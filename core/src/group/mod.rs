@@ -22,6 +22,7 @@
 pub mod consumer;
 pub mod consumer_coordinator;
 pub mod consumer_records;
+pub mod expiry;
 pub mod records;
 pub mod state;
 
@@ -972,7 +973,7 @@ pub async fn create_offsets_topic(shard: &Shard) -> Result<(), i16> {
         configs: vec![
             ("cleanup.policy".to_string(), Some("compact".to_string())),
             ("compression.type".to_string(), Some("producer".to_string())),
-            ("segment.bytes".to_string(), Some("104857600".to_string())),
+            ("segment.bytes".to_string(), Some(shard.config.offsets_topic_segment_bytes.to_string())),
         ],
     };
     let request =

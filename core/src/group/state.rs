@@ -449,6 +449,10 @@ impl Group {
     pub fn restore(&mut self, value: &GroupValue) {
         self.generation = value.generation;
         self.protocol_type = (!value.protocol_type.is_empty()).then(|| value.protocol_type.clone());
+        // Offset retention of an empty group counts from when it became empty.
+        if value.current_state_timestamp_ms > 0 {
+            self.state_since_ms = value.current_state_timestamp_ms;
+        }
     }
 
     /// Moves everyone waiting for SyncGroup back to "rejoin", clearing assignments.

@@ -100,6 +100,7 @@ pub async fn run(
     };
     let applier = glommio::spawn_local(apply_metadata_forever(shard.clone())).detach();
     let maintenance = glommio::spawn_local(maintain_forever(shard.clone())).detach();
+    let group_cleanup = glommio::spawn_local(crate::group::expiry::clean_forever(shard.clone())).detach();
     let accepter = glommio::spawn_local(accept_forever(shard.clone(), listener)).detach();
     shutdown.await;
     accepter.cancel();
@@ -111,6 +112,7 @@ pub async fn run(
         glommio::timer::sleep(Duration::from_millis(10)).await;
     }
     maintenance.cancel();
+    group_cleanup.cancel();
     applier.cancel();
     let partitions: Vec<Rc<Partition>> = shard.partitions.borrow_mut().drain().map(|(_, p)| p).collect();
     let mut entries = Vec::with_capacity(partitions.len());
