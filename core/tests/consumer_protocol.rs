@@ -19,7 +19,12 @@ use shardlog_net::kafka_protocol::messages::consumer_group_heartbeat_request::{
     ConsumerGroupHeartbeatRequest, TopicPartitions,
 };
 use shardlog_net::kafka_protocol::messages::consumer_group_heartbeat_response::ConsumerGroupHeartbeatResponse;
+use shardlog_net::kafka_protocol::messages::delete_groups_request::DeleteGroupsRequest;
+use shardlog_net::kafka_protocol::messages::describe_groups_request::DescribeGroupsRequest;
 use shardlog_net::kafka_protocol::messages::find_coordinator_request::FindCoordinatorRequest;
+use shardlog_net::kafka_protocol::messages::join_group_request::{
+    JoinGroupRequest, JoinGroupRequestProtocol,
+};
 use shardlog_net::kafka_protocol::messages::list_groups_request::ListGroupsRequest;
 use shardlog_net::kafka_protocol::messages::offset_commit_request::{
     OffsetCommitRequest, OffsetCommitRequestPartition, OffsetCommitRequestTopic,
@@ -29,7 +34,12 @@ use shardlog_net::kafka_protocol::protocol::StrBytes;
 
 // Kafka error codes the tests expect.
 const NONE: i16 = 0;
+const INCONSISTENT_GROUP_PROTOCOL: i16 = 23;
 const UNKNOWN_MEMBER_ID: i16 = 25;
+const UNSUPPORTED_VERSION: i16 = 35;
+const NON_EMPTY_GROUP: i16 = 68;
+const GROUP_MAX_SIZE_REACHED: i16 = 81;
+const UNRELEASED_INSTANCE_ID: i16 = 111;
 const INVALID_REQUEST: i16 = 42;
 const GROUP_ID_NOT_FOUND: i16 = 69;
 const FENCED_MEMBER_EPOCH: i16 = 110;
@@ -412,4 +422,114 @@ fn b_epoch_now(c: &mut RawClient, group: &str) -> i32 {
         .find(|m| m.member_id.as_str() == "m-b")
         .map(|m| m.member_epoch)
         .unwrap_or(0)
+}
+
+#[test]
+fn kip848_static_members_group_limits_and_deletion() {
+    let broker = Broker::start(
+        2,
+        &["num.partitions=3", "group.consumer.max.size=2", "group.consumer.session.timeout.ms=30000"],
+    );
+    ensure_topic(broker.ports[0], "kip848-static");
+    let group = "kip848-static-group";
+    let mut c = coordinator(&broker, group);
+    let static_join =
+        |member: &str| join_request(group, member, "kip848-static").with_instance_id(Some(s("inst-1")));
+
+    let first = c.call(1, &static_join("s-1"));
+    assert_eq!(first.error_code, NONE, "{first:?}");
+    let partitions = owned(&first);
+    assert_eq!(count(&partitions), 3);
+    // A restart: leave with epoch -2; the partitions stay reserved for the instance.
+    let r = c.call(1, &heartbeat_request(group, "s-1", -2).with_instance_id(Some(s("inst-1"))));
+    assert_eq!((r.error_code, r.member_epoch), (NONE, -2), "{r:?}");
+    let before = describe(&mut c, group);
+    assert_eq!(before.members.len(), 1, "{before:?}");
+    assert_eq!(before.members[0].member_epoch, -2);
+    // Back under a new member id: the same partitions, and no new group epoch.
+    let back = c.call(1, &static_join("s-1b"));
+    assert_eq!(back.error_code, NONE, "{back:?}");
+    assert_eq!(owned(&back), partitions);
+    let after = describe(&mut c, group);
+    assert_eq!(after.group_epoch, before.group_epoch, "no rebalance: {after:?}");
+    assert_eq!(after.members[0].member_id.as_str(), "s-1b");
+    // The instance id is taken while s-1b is there.
+    let r = c.call(1, &static_join("s-2"));
+    assert_eq!(r.error_code, UNRELEASED_INSTANCE_ID, "{r:?}");
+
+    // group.consumer.max.size=2.
+    let r = c.call(1, &join_request(group, "d-2", "kip848-static"));
+    assert_eq!(r.error_code, NONE, "{r:?}");
+    let r = c.call(1, &join_request(group, "d-3", "kip848-static"));
+    assert_eq!(r.error_code, GROUP_MAX_SIZE_REACHED, "{r:?}");
+
+    // A KIP-848 member's commit needs OffsetCommit v9 (the version with member epochs).
+    let commit = OffsetCommitRequest::default()
+        .with_group_id(GroupId(s(group)))
+        .with_generation_id_or_member_epoch(back.member_epoch)
+        .with_member_id(s("s-1b"))
+        .with_topics(vec![OffsetCommitRequestTopic::default()
+            .with_name(TopicName(s("kip848-static")))
+            .with_partitions(vec![OffsetCommitRequestPartition::default().with_committed_offset(0)])]);
+    let r = c.call(8, &commit);
+    assert_eq!(r.topics[0].partitions[0].error_code, UNSUPPORTED_VERSION, "{r:?}");
+
+    // Classic APIs: no classic member may join; DescribeGroups (v0-5) reads it as Dead.
+    let classic = JoinGroupRequest::default()
+        .with_group_id(GroupId(s(group)))
+        .with_session_timeout_ms(10_000)
+        .with_rebalance_timeout_ms(10_000)
+        .with_member_id(s("classic-1"))
+        .with_protocol_type(s("consumer"))
+        .with_protocols(vec![JoinGroupRequestProtocol::default().with_name(s("range"))]);
+    let r = c.call(5, &classic);
+    assert_eq!(r.error_code, INCONSISTENT_GROUP_PROTOCOL, "{r:?}");
+    let r = c.call(5, &DescribeGroupsRequest::default().with_groups(vec![GroupId(s(group))]));
+    assert_eq!((r.groups[0].error_code, r.groups[0].group_state.as_str()), (NONE, "Dead"), "{r:?}");
+
+    // Deletion: refused while members remain, then the group and its records go.
+    let delete = DeleteGroupsRequest::default().with_groups_names(vec![GroupId(s(group))]);
+    let r = c.call(2, &delete);
+    assert_eq!(r.results[0].error_code, NON_EMPTY_GROUP, "{r:?}");
+    for member in ["s-1b", "d-2"] {
+        let r = c.call(1, &heartbeat_request(group, member, -1));
+        assert_eq!((r.error_code, r.member_epoch), (NONE, -1), "{r:?}");
+    }
+    assert_eq!(describe(&mut c, group).group_state.as_str(), "Empty");
+    let r = c.call(2, &delete);
+    assert_eq!(r.results[0].error_code, NONE, "{r:?}");
+    let d = describe(&mut c, group);
+    assert_eq!(d.error_code, GROUP_ID_NOT_FOUND, "{d:?}");
+}
+
+#[test]
+fn kip848_regular_expression_subscription() {
+    let broker = start_broker_in(None);
+    let b = broker.bootstrap();
+    ensure_topic(broker.ports[0], "kip848-re-a");
+    ensure_topic(broker.ports[0], "kip848-re-b");
+    ensure_topic(broker.ports[0], "kip848-other");
+    let c = consumer(&b, "kip848-regex", None);
+    // librdkafka sends a subscription starting with ^ as SubscribedTopicRegex.
+    c.subscribe(&["^kip848-re-.*"]).unwrap();
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let mut topics: BTreeSet<(String, i32)> = BTreeSet::new();
+    while Instant::now() < deadline {
+        let _ = c.poll(Duration::from_millis(50));
+        topics = c
+            .assignment()
+            .map(|a| a.elements().iter().map(|e| (e.topic().to_string(), e.partition())).collect())
+            .unwrap_or_default();
+        if topics.len() == 6 {
+            break;
+        }
+    }
+    let expected: BTreeSet<(String, i32)> =
+        ["kip848-re-a", "kip848-re-b"].iter().flat_map(|t| (0..3).map(move |p| (t.to_string(), p))).collect();
+    assert_eq!(topics, expected);
+    let mut client = coordinator(&broker, "kip848-regex");
+    let d = describe(&mut client, "kip848-regex");
+    // librdkafka 2.12 sends it as "(^kip848-re-.*)".
+    let regex = d.members[0].subscribed_topic_regex.as_deref().unwrap_or_default();
+    assert!(regex.contains("^kip848-re-.*") && d.members[0].subscribed_topic_names.is_empty(), "{d:?}");
 }

@@ -83,6 +83,7 @@ pub mod code {
     pub const MEMBER_ID_REQUIRED: i16 = E::MemberIdRequired.code();
     pub const FENCED_INSTANCE_ID: i16 = E::FencedInstanceId.code();
     pub const GROUP_SUBSCRIBED_TO_TOPIC: i16 = E::GroupSubscribedToTopic.code();
+    pub const UNSUPPORTED_VERSION: i16 = E::UnsupportedVersion.code();
     pub const GROUP_MAX_SIZE_REACHED: i16 = E::GroupMaxSizeReached.code();
     pub const FENCED_MEMBER_EPOCH: i16 = E::FencedMemberEpoch.code();
     pub const UNRELEASED_INSTANCE_ID: i16 = E::UnreleasedInstanceId.code();
@@ -541,6 +542,7 @@ impl GroupCoordinator {
         member_id: &str,
         instance_id: Option<&str>,
         topics: CommitTopics,
+        version: i16,
     ) -> PartitionErrors {
         let all = |error: i16| -> PartitionErrors {
             topics.iter().map(|(t, ps)| (t.clone(), ps.iter().map(|p| (p.0, error)).collect())).collect()
@@ -567,6 +569,8 @@ impl GroupCoordinator {
                 } else {
                     match cg.members.get(member_id) {
                         None => Err(code::UNKNOWN_MEMBER_ID),
+                        // Member epochs came with v9; an older version cannot carry one.
+                        Some(_) if version < 9 => Err(code::UNSUPPORTED_VERSION),
                         Some(m) if generation > m.member_epoch => Err(code::FENCED_MEMBER_EPOCH),
                         Some(m) if generation < m.member_epoch => Err(code::STALE_MEMBER_EPOCH),
                         Some(_) => Ok(()),

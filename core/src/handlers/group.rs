@@ -77,7 +77,7 @@ pub async fn handle(
             encode(api_key, version, correlation_id, &leave_group(shard, req, version).await)
         }
         RequestKind::OffsetCommit(req) => {
-            encode(api_key, version, correlation_id, &offset_commit(shard, req).await)
+            encode(api_key, version, correlation_id, &offset_commit(shard, req, version).await)
         }
         RequestKind::OffsetFetch(req) => {
             encode(api_key, version, correlation_id, &offset_fetch(shard, req, version).await)
@@ -272,7 +272,11 @@ async fn leave_group(shard: &Shard, req: LeaveGroupRequest, version: i16) -> Lea
     }
 }
 
-pub(super) async fn offset_commit(shard: &Shard, req: OffsetCommitRequest) -> OffsetCommitResponse {
+pub(super) async fn offset_commit(
+    shard: &Shard,
+    req: OffsetCommitRequest,
+    version: i16,
+) -> OffsetCommitResponse {
     let topics: CommitTopics = req
         .topics
         .iter()
@@ -297,6 +301,7 @@ pub(super) async fn offset_commit(shard: &Shard, req: OffsetCommitRequest) -> Of
             &req.member_id,
             req.group_instance_id.as_deref(),
             topics,
+            version,
         )
         .await;
     OffsetCommitResponse::default().with_topics(
