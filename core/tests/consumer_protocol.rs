@@ -20,6 +20,7 @@ use shardlog_net::kafka_protocol::messages::consumer_group_heartbeat_request::{
 };
 use shardlog_net::kafka_protocol::messages::consumer_group_heartbeat_response::ConsumerGroupHeartbeatResponse;
 use shardlog_net::kafka_protocol::messages::delete_groups_request::DeleteGroupsRequest;
+use shardlog_net::kafka_protocol::messages::delete_topics_request::DeleteTopicsRequest;
 use shardlog_net::kafka_protocol::messages::describe_groups_request::DescribeGroupsRequest;
 use shardlog_net::kafka_protocol::messages::find_coordinator_request::FindCoordinatorRequest;
 use shardlog_net::kafka_protocol::messages::join_group_request::{
@@ -28,6 +29,9 @@ use shardlog_net::kafka_protocol::messages::join_group_request::{
 use shardlog_net::kafka_protocol::messages::list_groups_request::ListGroupsRequest;
 use shardlog_net::kafka_protocol::messages::offset_commit_request::{
     OffsetCommitRequest, OffsetCommitRequestPartition, OffsetCommitRequestTopic,
+};
+use shardlog_net::kafka_protocol::messages::offset_delete_request::{
+    OffsetDeleteRequest, OffsetDeleteRequestPartition, OffsetDeleteRequestTopic,
 };
 use shardlog_net::kafka_protocol::messages::{GroupId, TopicName};
 use shardlog_net::kafka_protocol::protocol::StrBytes;
@@ -39,6 +43,7 @@ const UNKNOWN_MEMBER_ID: i16 = 25;
 const UNSUPPORTED_VERSION: i16 = 35;
 const NON_EMPTY_GROUP: i16 = 68;
 const GROUP_MAX_SIZE_REACHED: i16 = 81;
+const GROUP_SUBSCRIBED_TO_TOPIC: i16 = 86;
 const UNRELEASED_INSTANCE_ID: i16 = 111;
 const INVALID_REQUEST: i16 = 42;
 const GROUP_ID_NOT_FOUND: i16 = 69;
@@ -532,4 +537,52 @@ fn kip848_regular_expression_subscription() {
     // librdkafka 2.12 sends it as "(^kip848-re-.*)".
     let regex = d.members[0].subscribed_topic_regex.as_deref().unwrap_or_default();
     assert!(regex.contains("^kip848-re-.*") && d.members[0].subscribed_topic_names.is_empty(), "{d:?}");
+}
+
+#[test]
+fn kip848_partitions_of_a_deleted_topic_are_revoked() {
+    let broker = start_broker_in(None);
+    ensure_topic(broker.ports[0], "kip848-gone");
+    ensure_topic(broker.ports[0], "kip848-stays");
+    let group = "kip848-deleting";
+    let mut c = coordinator(&broker, group);
+    let join = heartbeat_request(group, "m-1", 0)
+        .with_rebalance_timeout_ms(30_000)
+        .with_subscribed_topic_names(Some(vec![TopicName(s("kip848-gone")), TopicName(s("kip848-stays"))]))
+        .with_topic_partitions(Some(vec![]));
+    let r = c.call(1, &join);
+    assert_eq!(r.error_code, NONE, "{r:?}");
+    let mut mine = owned(&r);
+    assert_eq!(count(&mine), 6, "{r:?}");
+    let mut epoch = r.member_epoch;
+
+    // OffsetDelete refuses a topic a member subscribes to.
+    let delete_offsets = OffsetDeleteRequest::default().with_group_id(GroupId(s(group))).with_topics(vec![
+        OffsetDeleteRequestTopic::default()
+            .with_name(TopicName(s("kip848-stays")))
+            .with_partitions(vec![OffsetDeleteRequestPartition::default().with_partition_index(0)]),
+    ]);
+    let r = c.call(0, &delete_offsets);
+    assert_eq!(r.topics[0].partitions[0].error_code, GROUP_SUBSCRIBED_TO_TOPIC, "{r:?}");
+
+    let delete = DeleteTopicsRequest::default()
+        .with_topic_names(vec![TopicName(s("kip848-gone"))])
+        .with_timeout_ms(10_000);
+    let r = RawClient::connect(broker.ports[0]).call(4, &delete);
+    assert_eq!(r.responses[0].error_code, NONE, "{r:?}");
+    // The member is told to give up the deleted topic's partitions; once it has, it moves on.
+    let settled = wait_until(Duration::from_secs(20), || {
+        let r = c.call(1, &heartbeat_request(group, "m-1", epoch).with_topic_partitions(Some(mine.clone())));
+        assert_eq!(r.error_code, NONE, "{r:?}");
+        if r.assignment.is_some() {
+            mine = owned(&r);
+        }
+        epoch = r.member_epoch;
+        count(&mine) == 3 && describe(&mut c, group).group_state.as_str() == "Stable"
+    });
+    assert!(settled, "{:?}", describe(&mut c, group));
+    let d = describe(&mut c, group);
+    let names: Vec<&str> =
+        d.members[0].assignment.topic_partitions.iter().map(|t| t.topic_name.0.as_str()).collect();
+    assert_eq!(names, ["kip848-stays"], "{d:?}");
 }
