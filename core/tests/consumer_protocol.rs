@@ -586,3 +586,39 @@ fn kip848_partitions_of_a_deleted_topic_are_revoked() {
         d.members[0].assignment.topic_partitions.iter().map(|t| t.topic_name.0.as_str()).collect();
     assert_eq!(names, ["kip848-stays"], "{d:?}");
 }
+
+#[test]
+fn kip848_members_and_assignments_come_back_after_kill_9() {
+    let mut broker = start_broker_in(None);
+    let b = broker.bootstrap();
+    ensure_topic(broker.ports[0], "kip848-survive");
+    let c = consumer(&b, "kip848-survivors", None);
+    c.subscribe(&["kip848-survive"]).unwrap();
+    pump_until(&[&c], Duration::from_secs(30), |a| split(a, 3, vec![3]));
+    let mut client = coordinator(&broker, "kip848-survivors");
+    let before = describe(&mut client, "kip848-survivors");
+    assert_eq!(before.group_state.as_str(), "Stable", "{before:?}");
+
+    // kill -9, then the same ports: the member, its epoch and its assignment are replayed from
+    // __consumer_offsets, and the running consumer carries on in the same generation.
+    broker.kill();
+    let dir = broker.dir.clone();
+    let extra = [
+        "num.partitions=3",
+        "group.consumer.heartbeat.interval.ms=500",
+        "group.consumer.session.timeout.ms=6000",
+    ];
+    let broker = Broker::start_in(&dir, 2, &extra, Some(broker.ports.clone()));
+    let mut client = coordinator(&broker, "kip848-survivors");
+    let after = describe(&mut client, "kip848-survivors");
+    assert_eq!(after.members.len(), 1, "{after:?}");
+    let (m0, m1) = (&before.members[0], &after.members[0]);
+    assert_eq!((&m1.member_id, m1.member_epoch), (&m0.member_id, m0.member_epoch), "{after:?}");
+    assert_eq!(m1.assignment, m0.assignment);
+    assert!(after.group_epoch >= before.group_epoch);
+
+    produce(&b, "kip848-survive", 0, 2);
+    let got = consume(&c, 6, Duration::from_secs(30));
+    assert_eq!(got.len(), 6, "{got:?}");
+    assert_eq!(assigned(&c), vec![0, 1, 2]);
+}
