@@ -137,6 +137,15 @@ pub struct GroupDescription {
     pub members: Vec<(String, Option<String>, String, String, Bytes, Bytes)>,
 }
 
+/// Who commits: the generation (classic) or member epoch (KIP-848), member and instance id,
+/// and the OffsetCommit version they used.
+pub struct Committer<'a> {
+    pub generation: i32,
+    pub member_id: &'a str,
+    pub instance_id: Option<&'a str>,
+    pub version: i16,
+}
+
 /// `(topic, [(partition, offset, leader epoch, metadata)])` of an OffsetCommit.
 pub type CommitTopics = Vec<(String, Vec<(i32, i64, i32, Option<String>)>)>;
 /// `(topic, [(partition, error)])`.
@@ -538,12 +547,10 @@ impl GroupCoordinator {
         &self,
         shard: &Shard,
         group_id: &str,
-        generation: i32,
-        member_id: &str,
-        instance_id: Option<&str>,
+        committer: Committer<'_>,
         topics: CommitTopics,
-        version: i16,
     ) -> PartitionErrors {
+        let Committer { generation, member_id, instance_id, version } = committer;
         let all = |error: i16| -> PartitionErrors {
             topics.iter().map(|(t, ps)| (t.clone(), ps.iter().map(|p| (p.0, error)).collect())).collect()
         };

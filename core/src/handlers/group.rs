@@ -35,7 +35,7 @@ use shardlog_net::kafka_protocol::protocol::StrBytes;
 
 use super::{encode, Response};
 use crate::group::state::{JoinRequest, SyncRequest};
-use crate::group::{code, CommitTopics, FetchedOffset, PartitionErrors};
+use crate::group::{code, CommitTopics, Committer, FetchedOffset, PartitionErrors};
 use crate::shard::Shard;
 
 /// Kafka's `authorized operations` value when they were not asked for.
@@ -297,11 +297,13 @@ pub(super) async fn offset_commit(
         .commit_offsets(
             shard,
             &req.group_id.0,
-            req.generation_id_or_member_epoch,
-            &req.member_id,
-            req.group_instance_id.as_deref(),
+            Committer {
+                generation: req.generation_id_or_member_epoch,
+                member_id: &req.member_id,
+                instance_id: req.group_instance_id.as_deref(),
+                version,
+            },
             topics,
-            version,
         )
         .await;
     OffsetCommitResponse::default().with_topics(
