@@ -492,6 +492,32 @@ fn sarama_consumer_group_commits_and_resumes() {
     assert_eq!(committed(&c, "sarama-group", 3), (0..3).map(|p| (p, 10)).collect());
 }
 
+#[test]
+fn kafka_go_group_reader_commits_and_resumes() {
+    if !installed("golang-github-segmentio-kafka-go-dev") {
+        return;
+    }
+    let binary = common::go_build("kafkago_group", "groups");
+
+    let broker = start_broker();
+    let b = broker.bootstrap();
+    ensure_topic(broker.ports[0], "kafkago-group");
+    produce(&b, "kafkago-group", 3, 10);
+    let out = run_client(&binary, &[&b, "kafkago-group", "kafkago-consumers", "30", "5000"]);
+    assert!(out.contains("kafka-go group consumed=30 "), "{out}");
+    // kafka-go 0.2.1's Reader.Close cancels its context before it dials the coordinator for
+    // LeaveGroup, so no LeaveGroup is sent and (on Kafka too) the next member's JoinGroup waits
+    // out the old member's 6 s session: the later runs wait longer than that.
+    let out = run_client(&binary, &[&b, "kafkago-group", "kafkago-consumers", "30", "12000"]);
+    assert!(out.contains("kafka-go group consumed=0 "), "resumes after its commits: {out}");
+    produce(&b, "kafkago-group", 3, 1);
+    let out = run_client(&binary, &[&b, "kafkago-group", "kafkago-consumers", "3", "12000"]);
+    assert!(out.contains("kafka-go group consumed=3 values=0-0,1-0,2-0"), "only the new records: {out}");
+    // Its commits (OffsetCommit v2) are the group's: librdkafka in the same group sees them.
+    let c = consumer(&b, "kafkago-consumers");
+    assert_eq!(committed(&c, "kafkago-group", 3), (0..3).map(|p| (p, 11)).collect());
+}
+
 // ---- the protocol, with a raw client ---------------------------------------------------------
 
 fn s(v: &str) -> StrBytes {
