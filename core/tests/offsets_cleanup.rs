@@ -96,6 +96,19 @@ fn offsets_of_unused_groups_expire_after_the_retention() {
     commit(&mut active, "active", "m-1", epoch, "retained", 7);
     assert_eq!(committed(&mut idle, "idle"), vec![("retained".to_string(), 0, 5)]);
 
+    // "transient" had a member that left without committing: an empty group without offsets
+    // is deleted at the next check.
+    let mut transient = coordinator(&broker, "transient");
+    let r = transient.call(1, &join.clone().with_group_id(GroupId(s("transient"))));
+    assert_eq!(r.error_code, NONE, "{r:?}");
+    let leave = join.clone().with_group_id(GroupId(s("transient"))).with_member_epoch(-1);
+    let r = transient.call(1, &leave.with_topic_partitions(None).with_subscribed_topic_names(None));
+    assert_eq!((r.error_code, r.member_epoch), (NONE, -1), "{r:?}");
+    assert!(
+        wait_until(Duration::from_secs(30), || !listed(&mut transient, "transient")),
+        "the empty group without offsets stayed"
+    );
+
     let mut last_heartbeat = Instant::now();
     let expired = wait_until(Duration::from_secs(150), || {
         if last_heartbeat.elapsed() >= Duration::from_millis(500) {

@@ -9,8 +9,8 @@
 //! - **Deleted topics**: the offsets of partitions that no longer exist are dropped as soon as
 //!   this shard's metadata image no longer has them.
 //!
-//! Both write tombstones to the group's `__consumer_offsets` partition; a group left empty and
-//! without offsets is deleted (its metadata tombstoned) the way DeleteGroups deletes it.
+//! Both write tombstones to the group's `__consumer_offsets` partition; a group that is empty
+//! and has no offsets (left) is deleted (its metadata tombstoned) the way DeleteGroups does.
 
 use std::collections::HashSet;
 use std::rc::Rc;
@@ -119,7 +119,7 @@ fn plan(
     now_ms: i64,
 ) -> Option<Cleanup> {
     let grp = group.borrow();
-    if grp.state == GroupState::Dead || grp.offsets.is_empty() {
+    if grp.state == GroupState::Dead {
         return None;
     }
     let (empty, subscribed, since_empty_ms): (bool, Option<HashSet<String>>, Option<i64>) =
@@ -151,9 +151,10 @@ fn plan(
         })
         .map(|(key, _)| key.clone())
         .collect();
-    if expired.is_empty() {
+    // Kafka also deletes, at each retention check, an empty group that has no offsets left.
+    let delete_group = empty && expired.len() == grp.offsets.len() && (retention_due || !expired.is_empty());
+    if expired.is_empty() && !delete_group {
         return None;
     }
-    let delete_group = empty && expired.len() == grp.offsets.len();
     Some(Cleanup { group: group.clone(), expired, delete_group })
 }
