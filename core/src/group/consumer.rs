@@ -104,6 +104,8 @@ pub struct ConsumerMember {
     pub client_host: String,
     pub subscribed_topic_names: Vec<String>,
     pub subscribed_topic_regex: Option<String>,
+    /// `subscribed_topic_regex` compiled once, not at every heartbeat.
+    pub compiled_regex: Option<regex::Regex>,
     pub server_assignor: Option<String>,
     pub rebalance_timeout_ms: i32,
     pub member_epoch: i32,
@@ -129,6 +131,7 @@ impl ConsumerMember {
             client_host: String::new(),
             subscribed_topic_names: Vec::new(),
             subscribed_topic_regex: None,
+            compiled_regex: None,
             server_assignor: None,
             rebalance_timeout_ms: -1,
             member_epoch: 0,
@@ -372,21 +375,42 @@ pub fn uniform(
         .filter(|(t, _)| members.iter().any(|(_, s)| s.contains(*t)))
         .flat_map(|(t, n)| (0..*n).map(move |p| (*t, p)))
         .collect();
+    // Even shares (Kafka's optimized uniform builder): everyone `floor`, and `extra` members
+    // one more — those that already held more than `floor` keep the extra one first.
     let active = members.iter().filter(|(_, s)| !s.is_empty()).count().max(1);
-    let cap = all.len().div_ceil(active);
+    let floor = all.len() / active;
+    let mut extra = all.len() % active;
     let mut count: BTreeMap<&str, usize> = members.iter().map(|(id, _)| (id.as_str(), 0)).collect();
     let mut taken: BTreeSet<(TopicId, i32)> = BTreeSet::new();
-    // Sticky: keep what is still subscribed and exists, up to an even share.
+    // Sticky: keep what is still subscribed and exists, up to `floor`, then the extra ones.
+    let mut keepers: Vec<(&str, Vec<(TopicId, i32)>)> = Vec::new();
     for (id, subs) in members {
         let Some(prev) = previous.get(id) else { continue };
-        for (t, ps) in prev {
-            for p in ps {
-                let n = count.get(id.as_str()).copied().unwrap_or(0);
-                let exists = partitions.get(t).is_some_and(|c| *p < *c);
-                if n < cap && exists && subs.contains(t) && taken.insert((*t, *p)) {
-                    result.entry(id.clone()).or_default().entry(*t).or_default().insert(*p);
-                    count.insert(id.as_str(), n + 1);
+        let kept: Vec<(TopicId, i32)> = prev
+            .iter()
+            .flat_map(|(t, ps)| ps.iter().map(move |p| (*t, *p)))
+            .filter(|(t, p)| subs.contains(t) && partitions.get(t).is_some_and(|c| *p < *c))
+            .collect();
+        keepers.push((id.as_str(), kept));
+    }
+    for round in 0..2 {
+        for (id, kept) in &keepers {
+            let limit = if round == 0 { floor } else { floor + 1 };
+            if round == 1 && (extra == 0 || count.get(id).copied().unwrap_or(0) != floor) {
+                continue;
+            }
+            for (t, p) in kept {
+                let n = count.get(id).copied().unwrap_or(0);
+                if n >= limit {
+                    break;
                 }
+                if taken.insert((*t, *p)) {
+                    result.entry(id.to_string()).or_default().entry(*t).or_default().insert(*p);
+                    count.insert(id, n + 1);
+                }
+            }
+            if round == 1 && count.get(id).copied().unwrap_or(0) > floor {
+                extra -= 1;
             }
         }
     }
@@ -506,6 +530,40 @@ mod tests {
         let r = uniform(&members(&[("m1", &[A]), ("m2", &[A, B])]), &parts, &BTreeMap::new());
         assert_eq!((count(&r, "m1"), count(&r, "m2")), (3, 3));
         assert_eq!(r["m2"][&B].len(), 2);
+    }
+
+    #[test]
+    fn uniform_stays_balanced_complete_and_sticky_as_members_come_and_go() {
+        let ids: Vec<String> = (0..7).map(|i| format!("m{i}")).collect();
+        for p in 0..24 {
+            let parts: BTreeMap<TopicId, i32> = [(A, p)].into();
+            let mut previous: BTreeMap<String, Assignment> = BTreeMap::new();
+            // Members join one by one, then leave from the front.
+            let sizes: Vec<std::ops::Range<usize>> =
+                (1..=7).map(|n| 0..n).chain((1..7).map(|k| k..7)).collect();
+            for range in sizes {
+                let spec: Vec<(String, BTreeSet<TopicId>)> =
+                    ids[range].iter().map(|id| (id.clone(), [A].into())).collect();
+                let next = uniform(&spec, &parts, &previous);
+                let counts: Vec<usize> = spec.iter().map(|(id, _)| count(&next, id)).collect();
+                let all: BTreeSet<i32> = next.values().flat_map(|a| a.values().flatten().copied()).collect();
+                assert_eq!(counts.iter().sum::<usize>(), p as usize, "each partition once: {next:?}");
+                assert_eq!(all.len(), p as usize);
+                let (min, max) = (counts.iter().min().unwrap(), counts.iter().max().unwrap());
+                assert!(max - min <= 1, "balanced: {counts:?}");
+                for (id, _) in &spec {
+                    let before = previous.get(id).and_then(|a| a.get(&A)).cloned().unwrap_or_default();
+                    let after = next.get(id).and_then(|a| a.get(&A)).cloned().unwrap_or_default();
+                    let kept = before.intersection(&after).count();
+                    assert_eq!(
+                        kept,
+                        before.len().min(after.len()),
+                        "{id} keeps what it can: {before:?} -> {after:?}"
+                    );
+                }
+                previous = next;
+            }
+        }
     }
 
     #[test]

@@ -217,17 +217,12 @@ fn remove_member(cg: &mut ConsumerGroup, group: &str, member_id: &str, records: 
 /// Each member's subscribed topic names (regexes resolved against the image), and the
 /// metadata of every subscribed topic that exists.
 fn subscriptions(shard: &Shard, cg: &ConsumerGroup) -> (BTreeMap<String, BTreeSet<String>>, TopicsMetadata) {
-    let regexes: BTreeMap<&str, regex::Regex> = cg
-        .members
-        .iter()
-        .filter_map(|(id, m)| Some((id.as_str(), compile_regex(m.subscribed_topic_regex.as_deref()?).ok()?)))
-        .collect();
     shard.with_image(|image| {
         let mut subs: BTreeMap<String, BTreeSet<String>> = BTreeMap::new();
         let mut topics = TopicsMetadata::new();
         for (id, m) in &cg.members {
             let mut names: BTreeSet<String> = m.subscribed_topic_names.iter().cloned().collect();
-            if let Some(re) = regexes.get(id.as_str()) {
+            if let Some(re) = &m.compiled_regex {
                 names.extend(
                     image
                         .topics()
@@ -503,6 +498,8 @@ fn heartbeat_step(
     if req.subscribed_topic_regex.is_some() && req.subscribed_topic_regex != m.subscribed_topic_regex {
         // An empty pattern clears the regex subscription (librdkafka sends "" when it has none).
         m.subscribed_topic_regex = req.subscribed_topic_regex.clone().filter(|r| !r.is_empty());
+        // `validate` compiled it already; it cannot fail here.
+        m.compiled_regex = m.subscribed_topic_regex.as_deref().and_then(|r| compile_regex(r).ok());
         subscription_changed = true;
     }
     if req.server_assignor.is_some() && req.server_assignor != m.server_assignor {
@@ -675,6 +672,7 @@ impl Replay {
             m.client_id = v.client_id;
             m.client_host = v.client_host;
             m.subscribed_topic_names = v.subscribed_topic_names;
+            m.compiled_regex = v.subscribed_topic_regex.as_deref().and_then(|r| compile_regex(r).ok());
             m.subscribed_topic_regex = v.subscribed_topic_regex;
             m.server_assignor = v.server_assignor;
             m.rebalance_timeout_ms = v.rebalance_timeout_ms;
