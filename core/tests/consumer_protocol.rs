@@ -57,7 +57,9 @@ const CHILD_ENV: &str = "SHARDLOG_KIP848_CHILD_BOOTSTRAP";
 fn start_broker_in(dir: Option<&std::path::Path>) -> Broker {
     let extra = [
         "num.partitions=3",
+        "group.consumer.min.heartbeat.interval.ms=100",
         "group.consumer.heartbeat.interval.ms=500",
+        "group.consumer.min.session.timeout.ms=1000",
         "group.consumer.session.timeout.ms=6000",
     ];
     match dir {
@@ -433,7 +435,12 @@ fn b_epoch_now(c: &mut RawClient, group: &str) -> i32 {
 fn kip848_static_members_group_limits_and_deletion() {
     let broker = Broker::start(
         2,
-        &["num.partitions=3", "group.consumer.max.size=2", "group.consumer.session.timeout.ms=30000"],
+        &[
+            "num.partitions=3",
+            "group.consumer.max.size=2",
+            "group.consumer.min.session.timeout.ms=1000",
+            "group.consumer.session.timeout.ms=30000",
+        ],
     );
     ensure_topic(broker.ports[0], "kip848-static");
     let group = "kip848-static-group";
@@ -605,7 +612,9 @@ fn kip848_members_and_assignments_come_back_after_kill_9() {
     let dir = broker.dir.clone();
     let extra = [
         "num.partitions=3",
+        "group.consumer.min.heartbeat.interval.ms=100",
         "group.consumer.heartbeat.interval.ms=500",
+        "group.consumer.min.session.timeout.ms=1000",
         "group.consumer.session.timeout.ms=6000",
     ];
     let broker = Broker::start_in(&dir, 2, &extra, Some(broker.ports.clone()));

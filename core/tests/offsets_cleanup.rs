@@ -72,7 +72,9 @@ fn offsets_of_unused_groups_expire_after_the_retention() {
         &[
             "offsets.retention.minutes=1",
             "offsets.retention.check.interval.ms=500",
+            "group.consumer.min.heartbeat.interval.ms=100",
             "group.consumer.heartbeat.interval.ms=500",
+            "group.consumer.min.session.timeout.ms=1000",
             "group.consumer.session.timeout.ms=6000",
         ],
     );

@@ -124,6 +124,10 @@ const KEYS: &[(&str, Kind, Option<&str>)] = &[
     // KIP-848 consumer groups (Kafka 4).
     ("group.consumer.session.timeout.ms", POSITIVE_INT, Some("45000")),
     ("group.consumer.heartbeat.interval.ms", POSITIVE_INT, Some("5000")),
+    ("group.consumer.min.session.timeout.ms", POSITIVE_INT, Some("45000")),
+    ("group.consumer.max.session.timeout.ms", POSITIVE_INT, Some("60000")),
+    ("group.consumer.min.heartbeat.interval.ms", POSITIVE_INT, Some("5000")),
+    ("group.consumer.max.heartbeat.interval.ms", POSITIVE_INT, Some("15000")),
     ("group.consumer.max.size", POSITIVE_INT, Some("2147483647")),
     (
         "group.consumer.assignors",
@@ -332,6 +336,7 @@ impl BrokerConfig {
             max_compaction_lag_ms: v.int("log.cleaner.max.compaction.lag.ms"),
         };
         let min_insync_replicas = v.int("min.insync.replicas") as i32;
+        check_consumer_group_timeouts(&v)?;
         let assignors_text = v.str("group.consumer.assignors");
         let group_consumer_assignors = assignors_text
             .split(',')
@@ -439,6 +444,52 @@ impl Values<'_> {
     }
 }
 
+/// Kafka's `GroupCoordinatorConfig` checks of the KIP-848 session and heartbeat settings.
+fn check_consumer_group_timeouts(v: &Values<'_>) -> Result<(), ConfigError> {
+    let get = |key: &str| v.int(key);
+    let (session, heartbeat) =
+        (get("group.consumer.session.timeout.ms"), get("group.consumer.heartbeat.interval.ms"));
+    let (min_session, max_session) =
+        (get("group.consumer.min.session.timeout.ms"), get("group.consumer.max.session.timeout.ms"));
+    let (min_heartbeat, max_heartbeat) =
+        (get("group.consumer.min.heartbeat.interval.ms"), get("group.consumer.max.heartbeat.interval.ms"));
+    let fail = |key: &str, value: i64, reason: String| Err(invalid(key, &value.to_string(), &reason));
+    if max_session < min_session {
+        return fail(
+            "group.consumer.max.session.timeout.ms",
+            max_session,
+            format!("must be at least group.consumer.min.session.timeout.ms ({min_session})"),
+        );
+    }
+    if max_heartbeat < min_heartbeat {
+        return fail(
+            "group.consumer.max.heartbeat.interval.ms",
+            max_heartbeat,
+            format!("must be at least group.consumer.min.heartbeat.interval.ms ({min_heartbeat})"),
+        );
+    }
+    if !(min_session..=max_session).contains(&session) {
+        return fail(
+            "group.consumer.session.timeout.ms",
+            session,
+            format!(
+                "must be within group.consumer.min/max.session.timeout.ms ({min_session}..{max_session})"
+            ),
+        );
+    }
+    if !(min_heartbeat..=max_heartbeat).contains(&heartbeat) {
+        return fail("group.consumer.heartbeat.interval.ms", heartbeat, format!("must be within group.consumer.min/max.heartbeat.interval.ms ({min_heartbeat}..{max_heartbeat})"));
+    }
+    if heartbeat >= session {
+        return fail(
+            "group.consumer.heartbeat.interval.ms",
+            heartbeat,
+            format!("must be less than group.consumer.session.timeout.ms ({session})"),
+        );
+    }
+    Ok(())
+}
+
 fn invalid(key: &str, value: &str, reason: &str) -> ConfigError {
     ConfigError::InvalidValue { key: key.into(), value: value.into(), reason: reason.into() }
 }
@@ -536,6 +587,40 @@ mod tests {
         assert!(e.contains("num.partitions"), "{e}");
         assert!(load(&["auto.create.topics.enable=yes"]).is_err());
         assert!(load(&["listeners=9092"]).is_err());
+    }
+
+    #[test]
+    fn consumer_group_protocol_settings_are_checked_as_kafka_does() {
+        let c = load(&[]).unwrap();
+        assert_eq!(
+            (c.group_consumer_session_timeout_ms, c.group_consumer_heartbeat_interval_ms),
+            (45_000, 5_000)
+        );
+        assert_eq!(c.group_consumer_assignors, vec![Assignor::Uniform, Assignor::Range]);
+        let e = load(&["group.consumer.session.timeout.ms=6000"]).unwrap_err().to_string();
+        assert!(e.contains("group.consumer.session.timeout.ms") && e.contains("45000"), "{e}");
+        let e = load(&["group.consumer.heartbeat.interval.ms=50000"]).unwrap_err().to_string();
+        assert!(e.contains("group.consumer.heartbeat.interval.ms"), "{e}");
+        let e = load(&[
+            "group.consumer.min.heartbeat.interval.ms=100",
+            "group.consumer.heartbeat.interval.ms=50000",
+            "group.consumer.max.heartbeat.interval.ms=60000",
+            "group.consumer.max.session.timeout.ms=60000",
+        ])
+        .unwrap_err()
+        .to_string();
+        assert!(e.contains("less than group.consumer.session.timeout.ms"), "{e}");
+        let ok = load(&[
+            "group.consumer.min.session.timeout.ms=1000",
+            "group.consumer.session.timeout.ms=6000",
+            "group.consumer.assignors=range",
+        ])
+        .unwrap();
+        assert_eq!(
+            (ok.group_consumer_session_timeout_ms, ok.group_consumer_assignors.clone()),
+            (6000, vec![Assignor::Range])
+        );
+        assert!(load(&["group.consumer.assignors=sticky"]).is_err());
     }
 
     #[test]
