@@ -631,3 +631,38 @@ fn kip848_members_and_assignments_come_back_after_kill_9() {
     assert_eq!(got.len(), 6, "{got:?}");
     assert_eq!(assigned(&c), vec![0, 1, 2]);
 }
+
+#[test]
+fn kip848_member_that_does_not_revoke_within_its_rebalance_timeout_is_fenced() {
+    let broker = start_broker_in(None);
+    ensure_topic(broker.ports[0], "kip848-slow");
+    let group = "kip848-slow-group";
+    let mut c = coordinator(&broker, group);
+    let a = c.call(1, &join_request(group, "m-a", "kip848-slow").with_rebalance_timeout_ms(1000));
+    assert_eq!(a.error_code, NONE, "{a:?}");
+    let a_owned = owned(&a);
+    let b = c.call(1, &join_request(group, "m-b", "kip848-slow"));
+    assert_eq!(b.error_code, NONE, "{b:?}");
+    // A keeps heartbeating (its session is fine) but never lets go of what it must revoke.
+    let fenced = wait_until(Duration::from_secs(20), || {
+        let r = c.call(
+            1,
+            &heartbeat_request(group, "m-a", a.member_epoch).with_topic_partitions(Some(a_owned.clone())),
+        );
+        r.error_code == UNKNOWN_MEMBER_ID
+    });
+    assert!(fenced, "A was never fenced: {:?}", describe(&mut c, group));
+    // B gets everything once A is gone.
+    let mut b_owned = vec![];
+    let got_all = wait_until(Duration::from_secs(10), || {
+        let epoch = b_epoch_now(&mut c, group);
+        let r =
+            c.call(1, &heartbeat_request(group, "m-b", epoch).with_topic_partitions(Some(b_owned.clone())));
+        assert_eq!(r.error_code, NONE, "{r:?}");
+        if r.assignment.is_some() {
+            b_owned = owned(&r);
+        }
+        count(&b_owned) == 3
+    });
+    assert!(got_all, "{:?}", describe(&mut c, group));
+}
