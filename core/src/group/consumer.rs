@@ -189,6 +189,9 @@ pub struct ConsumerGroup {
     /// created, deleted or grown) bumps the epoch.
     pub subscription_metadata: TopicsMetadata,
     next_incarnation: u64,
+    /// Bumped by every change, so that a change whose records could not be stored is undone
+    /// only if nothing changed the group after it.
+    pub version: u64,
 }
 
 impl ConsumerGroup {

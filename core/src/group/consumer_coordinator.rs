@@ -270,7 +270,10 @@ impl GroupCoordinator {
             }
         };
         let mut records: Records = Vec::new();
-        let outcome = {
+        // What the group was, to undo this heartbeat if its records cannot be stored (Kafka
+        // reverts the in-memory state of a failed write the same way).
+        let snapshot = group.borrow().consumer.clone();
+        let (outcome, version) = {
             let mut grp = group.borrow_mut();
             if grp.state == GroupState::Dead {
                 return HeartbeatResult::error(code::COORDINATOR_NOT_AVAILABLE, "");
@@ -294,13 +297,23 @@ impl GroupCoordinator {
                 return HeartbeatResult::error(code::UNKNOWN_SERVER_ERROR, "");
             };
             match heartbeat_step(shard, cg, &req, default_assignor, &mut records) {
-                Ok(outcome) => outcome,
-                Err((error, message)) => return HeartbeatResult::error(error, message),
+                Ok(outcome) => {
+                    cg.version += 1;
+                    (outcome, cg.version)
+                }
+                Err((error, message)) => {
+                    grp.consumer = snapshot;
+                    return HeartbeatResult::error(error, message);
+                }
             }
         };
         if !records.is_empty() {
             let log = group.borrow().log.clone();
             if let Err(e) = append(&log, records).await {
+                let mut grp = group.borrow_mut();
+                if grp.consumer.as_ref().is_some_and(|cg| cg.version == version) {
+                    grp.consumer = snapshot;
+                }
                 return HeartbeatResult::error(group_store_error(e), "");
             }
         }
@@ -580,6 +593,7 @@ pub(super) fn start_session_timer(group: GroupRef, member_id: String, incarnatio
                 let Some(cg) = grp.consumer.as_mut() else { return };
                 let mut records = Records::new();
                 remove_member(cg, &id, &member_id, &mut records);
+                cg.version += 1;
                 tracing::info!(
                     "consumer group {id}: member {member_id} fenced (session or rebalance timeout)"
                 );
