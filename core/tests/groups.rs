@@ -243,7 +243,17 @@ fn static_member_restarted_within_the_session_timeout_gets_its_partitions_back_w
     a1.subscribe(&["statics"]).unwrap();
     other.subscribe(&["statics"]).unwrap();
     let before = pump_until(&[&a1, &other], Duration::from_secs(30), |a| split(a, 3, vec![1, 2]));
-    let rebalances_before = rebalances(&broker, "static-group");
+    // The broker's log reaches the harness through a pipe and a reader thread, a moment after
+    // the broker wrote it: count once the count holds still.
+    let mut rebalances_before = rebalances(&broker, "static-group");
+    for _ in 0..20 {
+        std::thread::sleep(Duration::from_millis(250));
+        let now = rebalances(&broker, "static-group");
+        if now == rebalances_before {
+            break;
+        }
+        rebalances_before = now;
+    }
     // A static member does not leave the group when it closes (KIP-345).
     drop(a1);
     let a2 = consumer_with(&b, "static-group", &[("group.instance.id", "instance-a")]);
