@@ -666,3 +666,51 @@ fn kip848_member_that_does_not_revoke_within_its_rebalance_timeout_is_fenced() {
     });
     assert!(got_all, "{:?}", describe(&mut c, group));
 }
+
+fn classic_consumer(bootstrap: &str, group: &str) -> BaseConsumer {
+    ClientConfig::new()
+        .set("bootstrap.servers", bootstrap)
+        .set("group.id", group)
+        .set("auto.offset.reset", "earliest")
+        .set("enable.auto.commit", "false")
+        .create()
+        .expect("consumer")
+}
+
+#[test]
+fn kip848_an_empty_group_switches_protocol_and_keeps_its_offsets() {
+    let broker = start_broker_in(None);
+    let b = broker.bootstrap();
+    ensure_topic(broker.ports[0], "kip848-switch");
+    produce(&b, "kip848-switch", 0, 5);
+
+    // Classic protocol first: consume and commit, then leave (the group is Empty).
+    let c = classic_consumer(&b, "kip848-switchers");
+    c.subscribe(&["kip848-switch"]).unwrap();
+    assert_eq!(consume(&c, 15, Duration::from_secs(30)).len(), 15);
+    c.commit_consumer_state(CommitMode::Sync).expect("commit");
+    drop(c);
+
+    // The consumer protocol takes the empty group over and resumes after its commits.
+    produce(&b, "kip848-switch", 5, 1);
+    let c = consumer(&b, "kip848-switchers", None);
+    c.subscribe(&["kip848-switch"]).unwrap();
+    let mut got = consume(&c, 3, Duration::from_secs(30));
+    got.sort();
+    assert_eq!(got, ["0-5", "1-5", "2-5"]);
+    c.commit_consumer_state(CommitMode::Sync).expect("commit");
+    let mut client = coordinator(&broker, "kip848-switchers");
+    assert_eq!(describe(&mut client, "kip848-switchers").group_state.as_str(), "Stable");
+    drop(c);
+    wait_for_members(&mut client, "kip848-switchers", 0);
+
+    // And back to classic, still from the commits.
+    produce(&b, "kip848-switch", 6, 1);
+    let c = classic_consumer(&b, "kip848-switchers");
+    c.subscribe(&["kip848-switch"]).unwrap();
+    let mut got = consume(&c, 3, Duration::from_secs(30));
+    got.sort();
+    assert_eq!(got, ["0-6", "1-6", "2-6"]);
+    let d = describe(&mut client, "kip848-switchers");
+    assert_eq!(d.error_code, GROUP_ID_NOT_FOUND, "a classic group again: {d:?}");
+}
