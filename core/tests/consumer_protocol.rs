@@ -43,6 +43,7 @@ const UNKNOWN_MEMBER_ID: i16 = 25;
 const UNSUPPORTED_VERSION: i16 = 35;
 const NON_EMPTY_GROUP: i16 = 68;
 const GROUP_MAX_SIZE_REACHED: i16 = 81;
+const FENCED_INSTANCE_ID: i16 = 82;
 const GROUP_SUBSCRIBED_TO_TOPIC: i16 = 86;
 const UNRELEASED_INSTANCE_ID: i16 = 111;
 const INVALID_REQUEST: i16 = 42;
@@ -465,9 +466,12 @@ fn kip848_static_members_group_limits_and_deletion() {
     let after = describe(&mut c, group);
     assert_eq!(after.group_epoch, before.group_epoch, "no rebalance: {after:?}");
     assert_eq!(after.members[0].member_id.as_str(), "s-1b");
-    // The instance id is taken while s-1b is there.
+    // The instance id is taken while s-1b is there; the old member id is fenced.
     let r = c.call(1, &static_join("s-2"));
     assert_eq!(r.error_code, UNRELEASED_INSTANCE_ID, "{r:?}");
+    let r =
+        c.call(1, &heartbeat_request(group, "s-1", back.member_epoch).with_instance_id(Some(s("inst-1"))));
+    assert_eq!(r.error_code, FENCED_INSTANCE_ID, "{r:?}");
 
     // group.consumer.max.size=2.
     let r = c.call(1, &join_request(group, "d-2", "kip848-static"));

@@ -394,6 +394,23 @@ fn heartbeat_step(
     let config = &shard.config;
     let group = req.group_id.as_str();
     let now = now_ms();
+    // A static member is known by its instance id: another member id under it is fenced
+    // (Kafka's throwIfStaticMemberIsUnknown / throwIfInstanceIdIsFenced).
+    if let (Some(instance), true) = (req.instance_id.as_deref(), req.member_epoch != 0) {
+        match cg.member_by_instance(instance) {
+            None => {
+                return Err((code::UNKNOWN_MEMBER_ID, format!("Instance id {instance} is unknown.")));
+            }
+            Some(m) if m.id != req.member_id => {
+                let message = format!(
+                    "Static member {} with instance id {instance} was fenced by member {}.",
+                    req.member_id, m.id
+                );
+                return Err((code::FENCED_INSTANCE_ID, message));
+            }
+            Some(_) => {}
+        }
+    }
     if req.member_epoch == LEAVE_EPOCH || req.member_epoch == STATIC_LEAVE_EPOCH {
         let Some(m) = cg.members.get_mut(&req.member_id) else {
             return Err((
