@@ -272,6 +272,51 @@ mod tests {
     }
 
     #[test]
+    fn damaged_records_are_refused_not_panicked_on() {
+        // Every truncation and many single-byte changes of valid records: decoding answers
+        // `None` or a value, never panics, never allocates beyond the bytes it was given.
+        let m = MemberMetadataValue {
+            instance_id: Some("i".into()),
+            rack_id: None,
+            client_id: "c".into(),
+            client_host: "h".into(),
+            subscribed_topic_names: vec!["t".into()],
+            subscribed_topic_regex: Some("r.*".into()),
+            rebalance_timeout_ms: 1,
+            server_assignor: None,
+        };
+        let mut a = Assignment::new();
+        a.insert([7; 16], [1, 2, 3].into_iter().collect());
+        let c = CurrentAssignmentValue {
+            member_epoch: 1,
+            previous_member_epoch: 0,
+            state: 0,
+            assigned: a.clone(),
+            pending_revocation: a.clone(),
+        };
+        let samples =
+            [member_value(&m), current_assignment_value(&c), target_member_value(&a), epoch_value(3)];
+        let mut seed = 0x2545_f491_4f6c_dd1du64;
+        for bytes in samples {
+            for cut in 0..bytes.len() {
+                let part = &bytes[..cut];
+                let _ = (decode_member_value(part), decode_current_assignment_value(part));
+                let _ = (decode_target_member_value(part), decode_epoch_value(part));
+            }
+            for _ in 0..2000 {
+                seed ^= seed << 13;
+                seed ^= seed >> 7;
+                seed ^= seed << 17;
+                let mut damaged = bytes.clone();
+                let at = (seed as usize) % damaged.len();
+                damaged[at] = (seed >> 32) as u8;
+                let _ = (decode_member_value(&damaged), decode_current_assignment_value(&damaged));
+                let _ = (decode_target_member_value(&damaged), decode_epoch_value(&damaged));
+            }
+        }
+    }
+
+    #[test]
     fn values_round_trip() {
         assert_eq!(epoch_value(7), [0, 0, 0, 0, 0, 7, 0]);
         assert_eq!(decode_epoch_value(&epoch_value(7)), Some(7));
