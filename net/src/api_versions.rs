@@ -56,11 +56,14 @@ pub const SUPPORTED_APIS: &[SupportedApi] = &[
     api(ApiKey::LeaveGroup, 0, 5),      // Kafka 3.7: 0-5
     api(ApiKey::SyncGroup, 0, 5),       // Kafka 3.7: 0-5
     api(ApiKey::DescribeGroups, 0, 5),  // Kafka 3.7: 0-5; crate: 0-6
-    api(ApiKey::ListGroups, 0, 4),      // Kafka 3.7: 0-4; crate: 0-5
+    api(ApiKey::ListGroups, 0, 5),      // Kafka 3.7: 0-4; Kafka 4.0: 0-5 (group types)
     api(ApiKey::OffsetCommit, 0, 9),    // Kafka 3.7: 0-9; crate: 2-9; legacy: 0-1
     api(ApiKey::OffsetFetch, 0, 9),     // Kafka 3.7: 0-9; crate: 1-9; legacy: 0
     api(ApiKey::OffsetDelete, 0, 0),    // Kafka 3.7: 0
     api(ApiKey::DeleteGroups, 0, 2),    // Kafka 3.7: 0-2
+    // KIP-848 consumer groups (Kafka 4.0: 0-1; librdkafka 2.12 requires Heartbeat v1).
+    api(ApiKey::ConsumerGroupHeartbeat, 0, 1),
+    api(ApiKey::ConsumerGroupDescribe, 0, 1),
 ];
 
 /// The advertised range for `api_key`, or `None` if the broker does not serve it.
@@ -102,6 +105,8 @@ pub(crate) fn crate_request_versions(api_key: ApiKey) -> VersionRange {
         ApiKey::OffsetFetch => OffsetFetchRequest::VERSIONS,
         ApiKey::DeleteGroups => DeleteGroupsRequest::VERSIONS,
         ApiKey::OffsetDelete => OffsetDeleteRequest::VERSIONS,
+        ApiKey::ConsumerGroupHeartbeat => ConsumerGroupHeartbeatRequest::VERSIONS,
+        ApiKey::ConsumerGroupDescribe => ConsumerGroupDescribeRequest::VERSIONS,
         other => other.valid_versions(),
     }
 }

@@ -266,6 +266,22 @@ static OFFSET_DELETE_PARTITION: Struct = st(&[all(I32)]);
 static OFFSET_DELETE_TOPIC: Struct = st(&[all(Ty::Str), all(Ty::Array(&OFFSET_DELETE_PARTITION))]);
 static OFFSET_DELETE: Struct = st(&[all(Ty::Str), all(Ty::Array(&OFFSET_DELETE_TOPIC))]);
 
+// KIP-848 consumer groups: flexible from v0.
+static CONSUMER_GROUP_HEARTBEAT_TOPIC: Struct = st(&[all(UUID), all(Ty::ArrayFixed(4))]);
+static CONSUMER_GROUP_HEARTBEAT: Struct = st(&[
+    all(Ty::Str),
+    all(Ty::Str),
+    all(I32),
+    all(Ty::Str),
+    all(Ty::Str),
+    all(I32),
+    all(Ty::ArrayStr),
+    from(1, Ty::Str),
+    all(Ty::Str),
+    all(Ty::Array(&CONSUMER_GROUP_HEARTBEAT_TOPIC)),
+]);
+static CONSUMER_GROUP_DESCRIBE: Struct = st(&[all(Ty::ArrayStr), all(BOOL)]);
+
 /// The schema the guard uses for `api_key`, if it has one. Every API that
 /// [`crate::api_versions::SUPPORTED_APIS`] advertises must have one (a test checks).
 pub(crate) fn schema(api_key: ApiKey) -> Option<Schema> {
@@ -296,6 +312,8 @@ pub(crate) fn schema(api_key: ApiKey) -> Option<Schema> {
         ApiKey::DescribeGroups => (5, &DESCRIBE_GROUPS),
         ApiKey::DeleteGroups => (2, &DELETE_GROUPS),
         ApiKey::OffsetDelete => (ANY, &OFFSET_DELETE),
+        ApiKey::ConsumerGroupHeartbeat => (0, &CONSUMER_GROUP_HEARTBEAT),
+        ApiKey::ConsumerGroupDescribe => (0, &CONSUMER_GROUP_DESCRIBE),
         _ => return None,
     };
     Some(Schema { flexible_from, root })

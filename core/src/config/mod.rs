@@ -11,6 +11,7 @@ pub mod properties;
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
+use crate::group::consumer::Assignor;
 use shardlog_storage::log_config::{CleanupPolicy, LogConfig};
 use shardlog_storage::record_batch::TimestampType;
 
@@ -115,9 +116,27 @@ const KEYS: &[(&str, Kind, Option<&str>)] = &[
     ("offsets.topic.num.partitions", POSITIVE_INT, Some("50")),
     ("offsets.topic.replication.factor", POSITIVE_INT, Some("3")),
     ("offsets.retention.minutes", POSITIVE_INT, Some("10080")),
+    ("offsets.retention.check.interval.ms", POSITIVE_LONG, Some("600000")),
+    ("offsets.topic.segment.bytes", POSITIVE_INT, Some("104857600")),
     ("group.initial.rebalance.delay.ms", NON_NEGATIVE_INT, Some("3000")),
     ("group.min.session.timeout.ms", NON_NEGATIVE_INT, Some("6000")),
     ("group.max.session.timeout.ms", NON_NEGATIVE_INT, Some("1800000")),
+    // KIP-848 consumer groups (Kafka 4).
+    ("group.consumer.session.timeout.ms", POSITIVE_INT, Some("45000")),
+    ("group.consumer.heartbeat.interval.ms", POSITIVE_INT, Some("5000")),
+    ("group.consumer.min.session.timeout.ms", POSITIVE_INT, Some("45000")),
+    ("group.consumer.max.session.timeout.ms", POSITIVE_INT, Some("60000")),
+    ("group.consumer.min.heartbeat.interval.ms", POSITIVE_INT, Some("5000")),
+    ("group.consumer.max.heartbeat.interval.ms", POSITIVE_INT, Some("15000")),
+    ("group.consumer.max.size", POSITIVE_INT, Some("2147483647")),
+    (
+        "group.consumer.assignors",
+        Kind::Str,
+        Some(
+            "org.apache.kafka.coordinator.group.assignor.UniformAssignor,\
+             org.apache.kafka.coordinator.group.assignor.RangeAssignor",
+        ),
+    ),
     ("transaction.state.log.replication.factor", POSITIVE_INT, Some("3")),
     ("transaction.state.log.min.isr", POSITIVE_INT, Some("2")),
     ("transaction.state.log.num.partitions", POSITIVE_INT, Some("50")),
@@ -177,9 +196,18 @@ pub struct BrokerConfig {
     /// cleaner (Kafka's default, `Double.MAX_VALUE`, is unlimited).
     pub log_cleaner_io_max_bytes_per_second: f64,
     pub offsets_topic_num_partitions: i32,
+    /// `offsets.topic.segment.bytes`: segments of `__consumer_offsets` (small ones compact sooner).
+    pub offsets_topic_segment_bytes: i32,
+    pub offsets_retention_minutes: i64,
+    pub offsets_retention_check_interval_ms: i64,
     pub group_initial_rebalance_delay_ms: i32,
     pub group_min_session_timeout_ms: i32,
     pub group_max_session_timeout_ms: i32,
+    pub group_consumer_session_timeout_ms: i32,
+    pub group_consumer_heartbeat_interval_ms: i32,
+    pub group_consumer_max_size: i32,
+    /// `group.consumer.assignors`, the first being the default.
+    pub group_consumer_assignors: Vec<Assignor>,
     /// Defaults for every topic's log; topic configs override them.
     pub log_defaults: LogConfig,
     pub min_insync_replicas: i32,
@@ -317,6 +345,18 @@ impl BrokerConfig {
             max_compaction_lag_ms: v.int("log.cleaner.max.compaction.lag.ms"),
         };
         let min_insync_replicas = v.int("min.insync.replicas") as i32;
+        check_consumer_group_timeouts(&v)?;
+        let assignors_text = v.str("group.consumer.assignors");
+        let group_consumer_assignors = assignors_text
+            .split(',')
+            .filter(|a| !a.trim().is_empty())
+            .map(|a| {
+                Assignor::parse(a).ok_or_else(|| invalid("group.consumer.assignors", a, "uniform or range"))
+            })
+            .collect::<Result<Vec<Assignor>, _>>()?;
+        if group_consumer_assignors.is_empty() {
+            return Err(invalid("group.consumer.assignors", assignors_text, "empty"));
+        }
         Ok(BrokerConfig {
             node_id,
             rack: given.get("broker.rack").cloned(),
@@ -338,9 +378,16 @@ impl BrokerConfig {
             log_cleaner_dedupe_buffer_bytes: v.int("log.cleaner.dedupe.buffer.size").max(1) as usize,
             log_cleaner_io_max_bytes_per_second: cleaner_io_max_bytes_per_second,
             offsets_topic_num_partitions: v.int("offsets.topic.num.partitions") as i32,
+            offsets_topic_segment_bytes: v.int("offsets.topic.segment.bytes") as i32,
+            offsets_retention_minutes: v.int("offsets.retention.minutes"),
+            offsets_retention_check_interval_ms: v.int("offsets.retention.check.interval.ms"),
             group_initial_rebalance_delay_ms: v.int("group.initial.rebalance.delay.ms") as i32,
             group_min_session_timeout_ms: v.int("group.min.session.timeout.ms") as i32,
             group_max_session_timeout_ms: v.int("group.max.session.timeout.ms") as i32,
+            group_consumer_session_timeout_ms: v.int("group.consumer.session.timeout.ms") as i32,
+            group_consumer_heartbeat_interval_ms: v.int("group.consumer.heartbeat.interval.ms") as i32,
+            group_consumer_max_size: v.int("group.consumer.max.size") as i32,
+            group_consumer_assignors,
             log_defaults,
             min_insync_replicas,
             values,
@@ -405,6 +452,52 @@ impl Values<'_> {
     fn bool(&self, key: &str) -> bool {
         self.str(key).trim().eq_ignore_ascii_case("true")
     }
+}
+
+/// Kafka's `GroupCoordinatorConfig` checks of the KIP-848 session and heartbeat settings.
+fn check_consumer_group_timeouts(v: &Values<'_>) -> Result<(), ConfigError> {
+    let get = |key: &str| v.int(key);
+    let (session, heartbeat) =
+        (get("group.consumer.session.timeout.ms"), get("group.consumer.heartbeat.interval.ms"));
+    let (min_session, max_session) =
+        (get("group.consumer.min.session.timeout.ms"), get("group.consumer.max.session.timeout.ms"));
+    let (min_heartbeat, max_heartbeat) =
+        (get("group.consumer.min.heartbeat.interval.ms"), get("group.consumer.max.heartbeat.interval.ms"));
+    let fail = |key: &str, value: i64, reason: String| Err(invalid(key, &value.to_string(), &reason));
+    if max_session < min_session {
+        return fail(
+            "group.consumer.max.session.timeout.ms",
+            max_session,
+            format!("must be at least group.consumer.min.session.timeout.ms ({min_session})"),
+        );
+    }
+    if max_heartbeat < min_heartbeat {
+        return fail(
+            "group.consumer.max.heartbeat.interval.ms",
+            max_heartbeat,
+            format!("must be at least group.consumer.min.heartbeat.interval.ms ({min_heartbeat})"),
+        );
+    }
+    if !(min_session..=max_session).contains(&session) {
+        return fail(
+            "group.consumer.session.timeout.ms",
+            session,
+            format!(
+                "must be within group.consumer.min/max.session.timeout.ms ({min_session}..{max_session})"
+            ),
+        );
+    }
+    if !(min_heartbeat..=max_heartbeat).contains(&heartbeat) {
+        return fail("group.consumer.heartbeat.interval.ms", heartbeat, format!("must be within group.consumer.min/max.heartbeat.interval.ms ({min_heartbeat}..{max_heartbeat})"));
+    }
+    if heartbeat >= session {
+        return fail(
+            "group.consumer.heartbeat.interval.ms",
+            heartbeat,
+            format!("must be less than group.consumer.session.timeout.ms ({session})"),
+        );
+    }
+    Ok(())
 }
 
 fn invalid(key: &str, value: &str, reason: &str) -> ConfigError {
@@ -504,6 +597,40 @@ mod tests {
         assert!(e.contains("num.partitions"), "{e}");
         assert!(load(&["auto.create.topics.enable=yes"]).is_err());
         assert!(load(&["listeners=9092"]).is_err());
+    }
+
+    #[test]
+    fn consumer_group_protocol_settings_are_checked_as_kafka_does() {
+        let c = load(&[]).unwrap();
+        assert_eq!(
+            (c.group_consumer_session_timeout_ms, c.group_consumer_heartbeat_interval_ms),
+            (45_000, 5_000)
+        );
+        assert_eq!(c.group_consumer_assignors, vec![Assignor::Uniform, Assignor::Range]);
+        let e = load(&["group.consumer.session.timeout.ms=6000"]).unwrap_err().to_string();
+        assert!(e.contains("group.consumer.session.timeout.ms") && e.contains("45000"), "{e}");
+        let e = load(&["group.consumer.heartbeat.interval.ms=50000"]).unwrap_err().to_string();
+        assert!(e.contains("group.consumer.heartbeat.interval.ms"), "{e}");
+        let e = load(&[
+            "group.consumer.min.heartbeat.interval.ms=100",
+            "group.consumer.heartbeat.interval.ms=50000",
+            "group.consumer.max.heartbeat.interval.ms=60000",
+            "group.consumer.max.session.timeout.ms=60000",
+        ])
+        .unwrap_err()
+        .to_string();
+        assert!(e.contains("less than group.consumer.session.timeout.ms"), "{e}");
+        let ok = load(&[
+            "group.consumer.min.session.timeout.ms=1000",
+            "group.consumer.session.timeout.ms=6000",
+            "group.consumer.assignors=range",
+        ])
+        .unwrap();
+        assert_eq!(
+            (ok.group_consumer_session_timeout_ms, ok.group_consumer_assignors.clone()),
+            (6000, vec![Assignor::Range])
+        );
+        assert!(load(&["group.consumer.assignors=sticky"]).is_err());
     }
 
     #[test]

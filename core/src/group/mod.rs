@@ -19,11 +19,15 @@
 //! appended to the group's partition in Kafka's record format ([`records`]) before the client
 //! gets its answer, so a restart — clean or `kill -9` — loses nothing that was acknowledged.
 
+pub mod consumer;
+pub mod consumer_coordinator;
+pub mod consumer_records;
+pub mod expiry;
 pub mod records;
 pub mod state;
 
 use std::cell::RefCell;
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::rc::Rc;
 use std::time::Duration;
 
@@ -79,6 +83,13 @@ pub mod code {
     pub const MEMBER_ID_REQUIRED: i16 = E::MemberIdRequired.code();
     pub const FENCED_INSTANCE_ID: i16 = E::FencedInstanceId.code();
     pub const GROUP_SUBSCRIBED_TO_TOPIC: i16 = E::GroupSubscribedToTopic.code();
+    pub const UNSUPPORTED_VERSION: i16 = E::UnsupportedVersion.code();
+    pub const GROUP_MAX_SIZE_REACHED: i16 = E::GroupMaxSizeReached.code();
+    pub const FENCED_MEMBER_EPOCH: i16 = E::FencedMemberEpoch.code();
+    pub const UNRELEASED_INSTANCE_ID: i16 = E::UnreleasedInstanceId.code();
+    pub const UNSUPPORTED_ASSIGNOR: i16 = E::UnsupportedAssignor.code();
+    pub const STALE_MEMBER_EPOCH: i16 = E::StaleMemberEpoch.code();
+    pub const INVALID_REGULAR_EXPRESSION: i16 = E::InvalidRegularExpression.code();
 }
 
 /// Java's `String.hashCode` (over UTF-16 code units, wrapping).
@@ -124,6 +135,15 @@ pub struct GroupDescription {
     pub protocol: String,
     /// `(member id, instance id, client id, client host, metadata, assignment)`.
     pub members: Vec<(String, Option<String>, String, String, Bytes, Bytes)>,
+}
+
+/// Who commits: the generation (classic) or member epoch (KIP-848), member and instance id,
+/// and the OffsetCommit version they used.
+pub struct Committer<'a> {
+    pub generation: i32,
+    pub member_id: &'a str,
+    pub instance_id: Option<&'a str>,
+    pub version: i16,
 }
 
 /// `(topic, [(partition, offset, leader epoch, metadata)])` of an OffsetCommit.
@@ -231,7 +251,8 @@ impl GroupCoordinator {
             let event = Rc::new(event_listener::Event::new());
             self.loads.borrow_mut().insert(index, Load::Loading(event.clone()));
             let delay_ms = shard.config.group_initial_rebalance_delay_ms as i64;
-            let loaded = self.load(&log, index, delay_ms).await;
+            let session_ms = shard.config.group_consumer_session_timeout_ms as i64;
+            let loaded = self.load(&log, index, delay_ms, session_ms).await;
             self.loads.borrow_mut().insert(index, Load::Loaded(log.clone()));
             event.notify(usize::MAX);
             let took_ms = started.elapsed().as_millis();
@@ -250,9 +271,10 @@ impl GroupCoordinator {
     }
 
     /// Replays one offsets partition; returns how many groups it holds.
-    async fn load(&self, log: &Rc<Partition>, index: i32, delay_ms: i64) -> usize {
+    async fn load(&self, log: &Rc<Partition>, index: i32, delay_ms: i64, session_timeout_ms: i64) -> usize {
         let mut offsets: HashMap<String, HashMap<(String, i32), OffsetValue>> = HashMap::new();
         let mut groups: BTreeMap<String, Option<GroupValue>> = BTreeMap::new();
+        let mut consumer: BTreeMap<String, consumer_coordinator::Replay> = BTreeMap::new();
         let mut offset = log.log_start_offset();
         let end = log.high_watermark();
         // Bounded by the log: each step moves `offset` past at least one batch.
@@ -314,6 +336,12 @@ impl GroupCoordinator {
                                     groups.insert(group, None);
                                 }
                             },
+                            RecordKey::Consumer(key) => {
+                                let replay = consumer.entry(key.group().to_string()).or_default();
+                                if !replay.apply(&key, record.value) {
+                                    tracing::warn!("unreadable consumer group record of {}", key.group());
+                                }
+                            }
                         }
                     }
                 }
@@ -325,20 +353,29 @@ impl GroupCoordinator {
         // A group exists if its metadata is not tombstoned, or if it has offsets.
         let mut loaded = 0;
         let mut map = self.groups.borrow_mut();
-        let mut ids: Vec<String> = groups.keys().cloned().collect();
-        ids.extend(offsets.keys().filter(|k| !groups.contains_key(*k)).cloned());
+        let mut ids: BTreeSet<String> = groups.keys().cloned().collect();
+        ids.extend(offsets.keys().cloned());
+        ids.extend(consumer.keys().cloned());
         for id in ids {
             let value = groups.get(&id).cloned().flatten();
             let group_offsets = offsets.remove(&id).unwrap_or_default();
-            if value.is_none() && group_offsets.is_empty() {
+            let consumer_group = consumer.remove(&id).and_then(|r| r.into_group(session_timeout_ms));
+            if value.is_none() && group_offsets.is_empty() && consumer_group.is_none() {
                 continue;
             }
             let mut group = Group::new(&id, index, log.clone(), delay_ms);
-            if let Some(value) = &value {
-                group.restore(value);
+            match consumer_group {
+                Some(cg) => group.consumer = Some(cg),
+                None => {
+                    if let Some(value) = &value {
+                        group.restore(value);
+                    }
+                }
             }
             group.offsets = group_offsets;
-            map.insert(id, Rc::new(RefCell::new(group)));
+            let group = Rc::new(RefCell::new(group));
+            consumer_coordinator::start_loaded_timers(&group);
+            map.insert(id, group);
             loaded += 1;
         }
         loaded
@@ -384,6 +421,20 @@ impl GroupCoordinator {
             None if req.member_id.is_empty() => self.create_group(shard, group_id, index, log),
             None => return JoinResult::error(&req.member_id, code::UNKNOWN_MEMBER_ID),
         };
+        // A classic member and a KIP-848 group: an empty consumer group becomes classic (as in
+        // Kafka 4); one with consumer-protocol members refuses classic members here.
+        let consumer_members = group.borrow().consumer.as_ref().map(|cg| cg.members.len());
+        match consumer_members {
+            Some(0) => {
+                let log = group.borrow().log.clone();
+                if let Err(e) = append(&log, consumer_coordinator::group_tombstones(group_id)).await {
+                    return JoinResult::error(&req.member_id, group_store_error(e));
+                }
+                group.borrow_mut().consumer = None;
+            }
+            Some(_) => return JoinResult::error(&req.member_id, code::INCONSISTENT_GROUP_PROTOCOL),
+            None => {}
+        }
         let outcome = if req.member_id.is_empty() {
             state::join_new_member(&group, &req)
         } else {
@@ -496,11 +547,10 @@ impl GroupCoordinator {
         &self,
         shard: &Shard,
         group_id: &str,
-        generation: i32,
-        member_id: &str,
-        instance_id: Option<&str>,
+        committer: Committer<'_>,
         topics: CommitTopics,
     ) -> PartitionErrors {
+        let Committer { generation, member_id, instance_id, version } = committer;
         let all = |error: i16| -> PartitionErrors {
             topics.iter().map(|(t, ps)| (t.clone(), ps.iter().map(|p| (p.0, error)).collect())).collect()
         };
@@ -518,6 +568,21 @@ impl GroupCoordinator {
             let grp = group.borrow();
             if grp.state == GroupState::Dead {
                 Err(code::COORDINATOR_NOT_AVAILABLE)
+            } else if let Some(cg) = &grp.consumer {
+                // Kafka's ConsumerGroup.validateOffsetCommit: without an epoch only while the
+                // group has no members; else the member's current epoch, exactly.
+                if generation < 0 && cg.members.is_empty() {
+                    Ok(())
+                } else {
+                    match cg.members.get(member_id) {
+                        None => Err(code::UNKNOWN_MEMBER_ID),
+                        // Member epochs came with v9; an older version cannot carry one.
+                        Some(_) if version < 9 => Err(code::UNSUPPORTED_VERSION),
+                        Some(m) if generation > m.member_epoch => Err(code::FENCED_MEMBER_EPOCH),
+                        Some(m) if generation < m.member_epoch => Err(code::STALE_MEMBER_EPOCH),
+                        Some(_) => Ok(()),
+                    }
+                }
             } else if generation >= 0 || !member_id.is_empty() || instance_id.is_some() {
                 grp.validate_member(member_id, instance_id).and_then(|()| {
                     if generation != grp.generation {
@@ -604,8 +669,20 @@ impl GroupCoordinator {
         shard: &Shard,
         group_id: &str,
         topics: Option<Vec<(String, Vec<i32>)>>,
+        member: Option<(&str, i32)>,
     ) -> Result<Vec<(String, Vec<FetchedOffset>)>, i16> {
         let (_, _, group) = self.lookup(shard, group_id).await?;
+        // OffsetFetch v9 from a KIP-848 member: Kafka's ConsumerGroup.validateOffsetFetch.
+        if let (Some((member_id, epoch)), Some(g)) = (member, &group) {
+            if let Some(cg) = &g.borrow().consumer {
+                match cg.members.get(member_id) {
+                    None => return Err(code::UNKNOWN_MEMBER_ID),
+                    Some(m) if epoch > m.member_epoch => return Err(code::FENCED_MEMBER_EPOCH),
+                    Some(m) if epoch < m.member_epoch => return Err(code::STALE_MEMBER_EPOCH),
+                    Some(_) => {}
+                }
+            }
+        }
         let fetched = |offsets: Option<&HashMap<(String, i32), OffsetValue>>, topic: &str, partition: i32| {
             match offsets.and_then(|o| o.get(&(topic.to_string(), partition))) {
                 Some(v) => FetchedOffset {
@@ -666,6 +743,13 @@ impl GroupCoordinator {
             let grp = group.borrow();
             match grp.state {
                 GroupState::Dead => return Err(code::GROUP_ID_NOT_FOUND),
+                GroupState::Empty if grp.consumer.as_ref().is_some_and(|cg| !cg.members.is_empty()) => {
+                    let cg = grp
+                        .consumer
+                        .as_ref()
+                        .map(|cg| consumer_coordinator::subscribed_topic_names(shard, cg));
+                    Some(cg.unwrap_or_default().into_iter().collect())
+                }
                 GroupState::Empty => None,
                 _ if grp.protocol_type.as_deref() == Some("consumer") => {
                     Some(grp.subscribed_topics().unwrap_or_default())
@@ -716,6 +800,7 @@ impl GroupCoordinator {
         let unused = {
             let grp = group.borrow();
             grp.state == GroupState::Empty
+                && grp.consumer.is_none()
                 && grp.offsets.is_empty()
                 && grp.generation == 0
                 && grp.pending_members.is_empty()
@@ -732,11 +817,14 @@ impl GroupCoordinator {
     // ---- administration --------------------------------------------------------------------
 
     /// ListGroups: the groups this shard coordinates (admin clients ask every node).
+    /// `(group id, protocol type, state, group type)` of the groups whose state is in `states`
+    /// and type in `types` (empty: any).
     pub async fn list_groups(
         &self,
         shard: &Shard,
         states: &[String],
-    ) -> Result<Vec<(String, String, &'static str)>, i16> {
+        types: &[String],
+    ) -> Result<Vec<(String, String, &'static str, &'static str)>, i16> {
         let led: Vec<i32> = shard.with_image(|image| {
             image
                 .topic(OFFSETS_TOPIC)
@@ -753,13 +841,21 @@ impl GroupCoordinator {
             self.ensure_loaded(shard, index).await?;
         }
         let groups = self.groups.borrow();
-        let mut listed: Vec<(String, String, &'static str)> = groups
+        let mut listed: Vec<(String, String, &'static str, &'static str)> = groups
             .values()
             .map(|g| {
                 let g = g.borrow();
-                (g.id.clone(), g.protocol_type.clone().unwrap_or_default(), g.state.name())
+                match &g.consumer {
+                    Some(cg) => (g.id.clone(), "consumer".to_string(), cg.state().name(), "consumer"),
+                    None => {
+                        (g.id.clone(), g.protocol_type.clone().unwrap_or_default(), g.state.name(), "classic")
+                    }
+                }
             })
-            .filter(|(_, _, state)| states.is_empty() || states.iter().any(|s| s.eq_ignore_ascii_case(state)))
+            .filter(|(_, _, state, _)| {
+                states.is_empty() || states.iter().any(|s| s.eq_ignore_ascii_case(state))
+            })
+            .filter(|(_, _, _, kind)| types.is_empty() || types.iter().any(|t| t.eq_ignore_ascii_case(kind)))
             .collect();
         listed.sort();
         Ok(listed)
@@ -779,6 +875,11 @@ impl GroupCoordinator {
             Err(error) => return dead(error),
         };
         let grp = group.borrow();
+        if grp.consumer.is_some() {
+            // Kafka 4: DescribeGroups describes classic groups only; before v6 a group of
+            // another type reads as Dead (ConsumerGroupDescribe describes it).
+            return dead(code::NONE);
+        }
         let stable = grp.state == GroupState::Stable;
         let protocol = if stable { grp.protocol.clone().unwrap_or_default() } else { String::new() };
         GroupDescription {
@@ -816,18 +917,24 @@ impl GroupCoordinator {
             Ok((_, _, None)) => return code::GROUP_ID_NOT_FOUND,
             Err(error) => return error,
         };
-        let (log, mut tombstones) = {
+        let (log, tombstones) = {
             let grp = group.borrow();
             match grp.state {
                 GroupState::Dead => return code::GROUP_ID_NOT_FOUND,
+                _ if grp.consumer.as_ref().is_some_and(|cg| !cg.members.is_empty()) => {
+                    return code::NON_EMPTY_GROUP
+                }
                 GroupState::Empty if grp.pending_members.is_empty() => {}
                 _ => return code::NON_EMPTY_GROUP,
             }
-            let offsets: Vec<(Vec<u8>, Option<Vec<u8>>)> =
+            let mut tombstones: Vec<(Vec<u8>, Option<Vec<u8>>)> =
                 grp.offsets.keys().map(|(t, p)| (records::offset_key(group_id, t, *p), None)).collect();
-            (grp.log.clone(), offsets)
+            match grp.consumer {
+                Some(_) => tombstones.extend(consumer_coordinator::group_tombstones(group_id)),
+                None => tombstones.push((records::group_key(group_id), None)),
+            }
+            (grp.log.clone(), tombstones)
         };
-        tombstones.push((records::group_key(group_id), None));
         group.borrow_mut().state = GroupState::Dead;
         self.groups.borrow_mut().remove(group_id);
         match append(&log, tombstones).await {
@@ -877,7 +984,7 @@ pub async fn create_offsets_topic(shard: &Shard) -> Result<(), i16> {
         configs: vec![
             ("cleanup.policy".to_string(), Some("compact".to_string())),
             ("compression.type".to_string(), Some("producer".to_string())),
-            ("segment.bytes".to_string(), Some("104857600".to_string())),
+            ("segment.bytes".to_string(), Some(shard.config.offsets_topic_segment_bytes.to_string())),
         ],
     };
     let request =

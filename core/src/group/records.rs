@@ -7,8 +7,10 @@
 //! | 0, 1        | `OffsetCommitKey {group, topic, part}` | `OffsetCommitValue` v0–v4 (we write v3)|
 //! | 2           | `GroupMetadataKey {group}`             | `GroupMetadataValue` v0–v4 (we write v3)|
 //!
+//! | 3–8         | KIP-848 consumer groups                | see [`super::consumer_records`]        |
+//!
 //! A null value is a tombstone: the committed offset, or the whole group, is gone. Keys of other
-//! versions (KIP-848's records) are skipped on replay.
+//! versions are skipped on replay.
 //!
 //! Every byte read back is untrusted (a torn or foreign log): decoding checks each length
 //! against what remains and returns `None` rather than panicking or over-allocating.
@@ -25,8 +27,16 @@ pub const GROUP_METADATA_VALUE_VERSION: i16 = 3;
 /// A decoded record key.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum RecordKey {
-    Offset { group: String, topic: String, partition: i32 },
-    Group { group: String },
+    Offset {
+        group: String,
+        topic: String,
+        partition: i32,
+    },
+    Group {
+        group: String,
+    },
+    /// A KIP-848 consumer group record (key versions 3–8), see [`super::consumer_records`].
+    Consumer(super::consumer_records::ConsumerKey),
 }
 
 /// `OffsetCommitValue`, whatever version it was written in.
@@ -65,7 +75,7 @@ pub struct GroupValue {
 
 // ---- encoding --------------------------------------------------------------------------------
 
-fn put_str(out: &mut Vec<u8>, s: &str) {
+pub(super) fn put_str(out: &mut Vec<u8>, s: &str) {
     // Group ids, topics and member ids come from requests whose strings are i16-length on the
     // wire, so they fit; clamp anyway rather than write a wrong length.
     let bytes = &s.as_bytes()[..s.len().min(i16::MAX as usize)];
@@ -139,13 +149,13 @@ pub fn group_value(value: &GroupValue) -> Vec<u8> {
 
 /// A bounds-checked reader; `flexible` switches strings, bytes and arrays to the compact
 /// (varint) forms of flexible versions.
-struct Reader<'a> {
-    buf: &'a [u8],
-    flexible: bool,
+pub(super) struct Reader<'a> {
+    pub(super) buf: &'a [u8],
+    pub(super) flexible: bool,
 }
 
 impl<'a> Reader<'a> {
-    fn take(&mut self, n: usize) -> Option<&'a [u8]> {
+    pub(super) fn take(&mut self, n: usize) -> Option<&'a [u8]> {
         if self.buf.len() < n {
             return None;
         }
@@ -153,16 +163,16 @@ impl<'a> Reader<'a> {
         self.buf = rest;
         Some(head)
     }
-    fn i16(&mut self) -> Option<i16> {
+    pub(super) fn i16(&mut self) -> Option<i16> {
         Some(i16::from_be_bytes(self.take(2)?.try_into().ok()?))
     }
-    fn i32(&mut self) -> Option<i32> {
+    pub(super) fn i32(&mut self) -> Option<i32> {
         Some(i32::from_be_bytes(self.take(4)?.try_into().ok()?))
     }
-    fn i64(&mut self) -> Option<i64> {
+    pub(super) fn i64(&mut self) -> Option<i64> {
         Some(i64::from_be_bytes(self.take(8)?.try_into().ok()?))
     }
-    fn uvarint(&mut self) -> Option<u32> {
+    pub(super) fn uvarint(&mut self) -> Option<u32> {
         let mut value = 0u32;
         for shift in (0..35).step_by(7) {
             let b = self.take(1)?[0];
@@ -186,13 +196,13 @@ impl<'a> Reader<'a> {
             n => Some(Some(n as usize)),
         }
     }
-    fn nullable_str(&mut self) -> Option<Option<String>> {
+    pub(super) fn nullable_str(&mut self) -> Option<Option<String>> {
         match self.len(true)? {
             None => Some(None),
             Some(n) => Some(Some(String::from_utf8(self.take(n)?.to_vec()).ok()?)),
         }
     }
-    fn str(&mut self) -> Option<String> {
+    pub(super) fn str(&mut self) -> Option<String> {
         self.nullable_str()?
     }
     fn bytes(&mut self) -> Option<Bytes> {
@@ -201,13 +211,13 @@ impl<'a> Reader<'a> {
             Some(n) => Some(Bytes::copy_from_slice(self.take(n)?)),
         }
     }
-    fn array_len(&mut self) -> Option<usize> {
+    pub(super) fn array_len(&mut self) -> Option<usize> {
         let n = self.len(false)?.unwrap_or(0);
         // Each element is at least one byte: a count beyond the bytes left is corrupt.
         (n <= self.buf.len()).then_some(n)
     }
     /// Skips a flexible struct's tagged fields.
-    fn tagged_fields(&mut self) -> Option<()> {
+    pub(super) fn tagged_fields(&mut self) -> Option<()> {
         if !self.flexible {
             return Some(());
         }
@@ -232,7 +242,7 @@ pub fn decode_key(key: &[u8]) -> Option<RecordKey> {
             Some(RecordKey::Offset { group, topic, partition })
         }
         2 => Some(RecordKey::Group { group: r.str()? }),
-        _ => None,
+        version => super::consumer_records::decode_key(version, &mut r).map(RecordKey::Consumer),
     }
 }
 
@@ -322,7 +332,7 @@ mod tests {
             Some(RecordKey::Offset { group: "g".into(), topic: "orders".into(), partition: 7 })
         );
         assert_eq!(decode_key(&group_key("grp")), Some(RecordKey::Group { group: "grp".into() }));
-        assert_eq!(decode_key(&[0, 3, 0, 0]), None, "KIP-848 keys are skipped");
+        assert_eq!(decode_key(&[0, 9, 0, 0]), None, "unknown key versions are skipped");
         assert_eq!(decode_key(&key[..key.len() - 1]), None, "truncated");
     }
 

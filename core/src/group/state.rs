@@ -227,6 +227,9 @@ pub struct Group {
     /// Members of the current generation that have not sent SyncGroup yet.
     pub pending_sync: HashSet<String>,
     pub offsets: HashMap<(String, i32), OffsetValue>,
+    /// `Some` while this is a KIP-848 consumer group (then the classic fields above stay
+    /// `Empty` and member-less; the offsets are shared).
+    pub consumer: Option<super::consumer::ConsumerGroup>,
     /// A member joined during the initial delay (extends it, as Kafka's InitialDelayedJoin).
     new_member_added: bool,
     /// The current rebalance is in its initial delay: it does not complete early.
@@ -258,6 +261,7 @@ impl Group {
             static_members: HashMap::new(),
             pending_sync: HashSet::new(),
             offsets: HashMap::new(),
+            consumer: None,
             new_member_added: false,
             initial_delay_running: false,
             rebalance_epoch: 0,
@@ -445,6 +449,10 @@ impl Group {
     pub fn restore(&mut self, value: &GroupValue) {
         self.generation = value.generation;
         self.protocol_type = (!value.protocol_type.is_empty()).then(|| value.protocol_type.clone());
+        // Offset retention of an empty group counts from when it became empty.
+        if value.current_state_timestamp_ms > 0 {
+            self.state_since_ms = value.current_state_timestamp_ms;
+        }
     }
 
     /// Moves everyone waiting for SyncGroup back to "rejoin", clearing assignments.

@@ -35,7 +35,7 @@ use shardlog_net::kafka_protocol::protocol::StrBytes;
 
 use super::{encode, Response};
 use crate::group::state::{JoinRequest, SyncRequest};
-use crate::group::{code, CommitTopics, FetchedOffset, PartitionErrors};
+use crate::group::{code, CommitTopics, Committer, FetchedOffset, PartitionErrors};
 use crate::shard::Shard;
 
 /// Kafka's `authorized operations` value when they were not asked for.
@@ -77,7 +77,7 @@ pub async fn handle(
             encode(api_key, version, correlation_id, &leave_group(shard, req, version).await)
         }
         RequestKind::OffsetCommit(req) => {
-            encode(api_key, version, correlation_id, &offset_commit(shard, req).await)
+            encode(api_key, version, correlation_id, &offset_commit(shard, req, version).await)
         }
         RequestKind::OffsetFetch(req) => {
             encode(api_key, version, correlation_id, &offset_fetch(shard, req, version).await)
@@ -272,7 +272,11 @@ async fn leave_group(shard: &Shard, req: LeaveGroupRequest, version: i16) -> Lea
     }
 }
 
-pub(super) async fn offset_commit(shard: &Shard, req: OffsetCommitRequest) -> OffsetCommitResponse {
+pub(super) async fn offset_commit(
+    shard: &Shard,
+    req: OffsetCommitRequest,
+    version: i16,
+) -> OffsetCommitResponse {
     let topics: CommitTopics = req
         .topics
         .iter()
@@ -293,9 +297,12 @@ pub(super) async fn offset_commit(shard: &Shard, req: OffsetCommitRequest) -> Of
         .commit_offsets(
             shard,
             &req.group_id.0,
-            req.generation_id_or_member_epoch,
-            &req.member_id,
-            req.group_instance_id.as_deref(),
+            Committer {
+                generation: req.generation_id_or_member_epoch,
+                member_id: &req.member_id,
+                instance_id: req.group_instance_id.as_deref(),
+                version,
+            },
             topics,
         )
         .await;
@@ -331,7 +338,12 @@ pub(super) async fn offset_fetch(
                 .as_ref()
                 .map(|ts| ts.iter().map(|t| (t.name.0.to_string(), t.partition_indexes.clone())).collect());
             let group = OffsetFetchResponseGroup::default().with_group_id(g.group_id.clone());
-            groups.push(match shard.groups.fetch_offsets(shard, &g.group_id.0, topics).await {
+            // v9: a KIP-848 member names itself and its epoch.
+            let member = match (&g.member_id, version >= 9) {
+                (Some(id), true) => Some((id.as_str(), g.member_epoch)),
+                _ => None,
+            };
+            groups.push(match shard.groups.fetch_offsets(shard, &g.group_id.0, topics, member).await {
                 Err(error) => group.with_error_code(error),
                 Ok(fetched) => group.with_topics(
                     fetched
@@ -351,7 +363,7 @@ pub(super) async fn offset_fetch(
         .topics
         .as_ref()
         .map(|ts| ts.iter().map(|t| (t.name.0.to_string(), t.partition_indexes.clone())).collect());
-    match shard.groups.fetch_offsets(shard, &req.group_id.0, requested.clone()).await {
+    match shard.groups.fetch_offsets(shard, &req.group_id.0, requested.clone(), None).await {
         Ok(fetched) => OffsetFetchResponse::default().with_topics(
             fetched
                 .into_iter()
@@ -443,20 +455,24 @@ fn partition_errors(results: PartitionErrors) -> Vec<OffsetDeleteResponseTopic> 
 async fn list_groups(shard: &Shard, req: ListGroupsRequest, version: i16) -> ListGroupsResponse {
     let states: Vec<String> =
         if version >= 4 { req.states_filter.iter().map(|s| s.to_string()).collect() } else { Vec::new() };
-    match shard.groups.list_groups(shard, &states).await {
+    let types: Vec<String> =
+        if version >= 5 { req.types_filter.iter().map(|t| t.to_string()).collect() } else { Vec::new() };
+    match shard.groups.list_groups(shard, &states, &types).await {
         Err(error) => ListGroupsResponse::default().with_error_code(error),
         Ok(groups) => ListGroupsResponse::default().with_groups(
             groups
                 .into_iter()
-                .map(|(id, protocol_type, state)| {
-                    let g = ListedGroup::default()
+                .map(|(id, protocol_type, state, group_type)| {
+                    let mut g = ListedGroup::default()
                         .with_group_id(GroupId(s(id)))
                         .with_protocol_type(s(protocol_type));
                     if version >= 4 {
-                        g.with_group_state(s(state))
-                    } else {
-                        g
+                        g = g.with_group_state(s(state));
                     }
+                    if version >= 5 {
+                        g = g.with_group_type(s(group_type));
+                    }
+                    g
                 })
                 .collect(),
         ),

@@ -76,7 +76,7 @@ pub async fn handle(
             frame(encode_describe_configs_response(version, correlation_id, &body))
         }
         Some(LegacyRequest::OffsetCommit(req)) => {
-            let body = super::group::offset_commit(shard, req).await;
+            let body = super::group::offset_commit(shard, req, version).await;
             frame(encode_offset_commit_response(version, correlation_id, &body))
         }
         Some(LegacyRequest::OffsetFetch(req)) => {

@@ -2,6 +2,7 @@
 //! response with the error codes Kafka 3.7 gives. Dispatch is by the request's body type.
 
 mod admin;
+mod consumer_group;
 mod fetch;
 mod group;
 mod legacy;
@@ -119,6 +120,15 @@ pub async fn handle(shard: &Shard, request: Request, client_host: &str) -> Respo
         }
         RequestKind::DescribeLogDirs(req) => {
             let body = admin::describe_log_dirs(shard, req, version).await;
+            encode(api_key, version, correlation_id, &body)
+        }
+        RequestKind::ConsumerGroupHeartbeat(req) => {
+            let client_id = request.header.client_id.as_ref().map(|c| c.to_string()).unwrap_or_default();
+            let body = consumer_group::heartbeat(shard, req, version, client_id, client_host).await;
+            encode(api_key, version, correlation_id, &body)
+        }
+        RequestKind::ConsumerGroupDescribe(req) => {
+            let body = consumer_group::describe(shard, req, version).await;
             encode(api_key, version, correlation_id, &body)
         }
         body @ (RequestKind::FindCoordinator(_)

@@ -106,6 +106,7 @@ pub async fn run(
     let maintenance = glommio::spawn_local(maintain_forever(shard.clone())).detach();
     let cleaner =
         shard.config.log_cleaner_enable.then(|| glommio::spawn_local(clean_forever(shard.clone())).detach());
+    let group_cleanup = glommio::spawn_local(crate::group::expiry::clean_forever(shard.clone())).detach();
     let accepter = glommio::spawn_local(accept_forever(shard.clone(), listener)).detach();
     shutdown.await;
     accepter.cancel();
@@ -122,6 +123,7 @@ pub async fn run(
     if let Some(cleaner) = cleaner {
         cleaner.cancel();
     }
+    group_cleanup.cancel();
     applier.cancel();
     let partitions: Vec<Rc<Partition>> = shard.partitions.borrow_mut().drain().map(|(_, p)| p).collect();
     let mut entries = Vec::with_capacity(partitions.len());
