@@ -18,12 +18,14 @@ use shardlog_net::kafka_protocol::messages::offset_commit_request::{
     OffsetCommitRequestPartition, OffsetCommitRequestTopic,
 };
 use shardlog_net::kafka_protocol::messages::{
-    BrokerId, ConsumerProtocolAssignment, DeleteGroupsRequest, DeleteGroupsResponse, DescribeGroupsRequest,
-    DescribeGroupsResponse, FindCoordinatorRequest, FindCoordinatorResponse, GroupId, ListGroupsRequest,
-    ListGroupsResponse, ListOffsetsRequest, ListOffsetsResponse, MetadataResponse, OffsetCommitRequest,
-    OffsetCommitResponse, OffsetFetchRequest, OffsetFetchResponse,
+    BrokerId, ConsumerGroupDescribeRequest, ConsumerGroupDescribeResponse, ConsumerProtocolAssignment,
+    DeleteGroupsRequest, DeleteGroupsResponse, DescribeGroupsRequest, DescribeGroupsResponse,
+    FindCoordinatorRequest, FindCoordinatorResponse, GroupId, ListGroupsRequest, ListGroupsResponse,
+    ListOffsetsRequest, ListOffsetsResponse, MetadataResponse, OffsetCommitRequest, OffsetCommitResponse,
+    OffsetFetchRequest, OffsetFetchResponse,
 };
 use shardlog_net::kafka_protocol::protocol::{Decodable, StrBytes};
+use shardlog_net::kafka_protocol::ResponseError;
 
 use crate::admin::{self, error_message, error_name, ToolError};
 use crate::client::{timeout_from_command_config, Client};
@@ -31,6 +33,7 @@ use crate::client::{timeout_from_command_config, Client};
 const FIND_COORDINATOR_V: i16 = 3;
 const LIST_GROUPS_V: i16 = 4;
 const DESCRIBE_GROUPS_V: i16 = 5;
+const CONSUMER_GROUP_DESCRIBE_V: i16 = 0;
 const DELETE_GROUPS_V: i16 = 2;
 const OFFSET_FETCH_V: i16 = 7;
 const OFFSET_COMMIT_V: i16 = 8;
@@ -290,6 +293,13 @@ fn describe_group(coordinator: &mut Client, group: &str) -> Result<Described, To
     if g.error_code != 0 {
         return Err(fail("DescribeGroups", g.error_code));
     }
+    if g.group_state.as_str() == "Dead" {
+        // DescribeGroups below v6 calls a KIP-848 consumer group "Dead" (as Kafka 4 does);
+        // such a group describes itself through ConsumerGroupDescribe, as Kafka 4's tool asks.
+        if let Some(described) = describe_consumer_group(coordinator, group)? {
+            return Ok(described);
+        }
+    }
     let mut members: Vec<Member> = g
         .members
         .into_iter()
@@ -303,6 +313,39 @@ fn describe_group(coordinator: &mut Client, group: &str) -> Result<Described, To
         .collect();
     members.sort_by(|a, b| a.id.cmp(&b.id));
     Ok(Described { state: g.group_state.to_string(), protocol: g.protocol_data.to_string(), members })
+}
+
+/// A group of the consumer protocol (KIP-848) through ConsumerGroupDescribe; `None` when the
+/// coordinator knows no such group (it really is dead, or not a consumer group).
+fn describe_consumer_group(coordinator: &mut Client, group: &str) -> Result<Option<Described>, ToolError> {
+    let req = ConsumerGroupDescribeRequest::default().with_group_ids(vec![GroupId(s(group))]);
+    let resp: ConsumerGroupDescribeResponse = coordinator.call(CONSUMER_GROUP_DESCRIBE_V, &req)?;
+    let Some(g) = resp.groups.into_iter().next() else { return Ok(None) };
+    if g.error_code == ResponseError::GroupIdNotFound.code() {
+        return Ok(None);
+    }
+    if g.error_code != 0 {
+        return Err(fail("ConsumerGroupDescribe", g.error_code));
+    }
+    let mut members: Vec<Member> = g
+        .members
+        .into_iter()
+        .map(|m| {
+            let mut assignment: BTreeMap<String, Vec<i32>> = BTreeMap::new();
+            for t in m.assignment.topic_partitions {
+                assignment.entry(t.topic_name.0.to_string()).or_default().extend(t.partitions);
+            }
+            assignment.values_mut().for_each(|ps| ps.sort_unstable());
+            Member {
+                id: m.member_id.to_string(),
+                client_id: m.client_id.to_string(),
+                host: if m.client_host.is_empty() { MISSING.to_string() } else { m.client_host.to_string() },
+                assignment,
+            }
+        })
+        .collect();
+    members.sort_by(|a, b| a.id.cmp(&b.id));
+    Ok(Some(Described { state: g.group_state.to_string(), protocol: g.assignor_name.to_string(), members }))
 }
 
 /// Every committed offset of the group: (topic, partition) -> offset.

@@ -718,3 +718,38 @@ fn kip848_an_empty_group_switches_protocol_and_keeps_its_offsets() {
     let d = describe(&mut client, "kip848-switchers");
     assert_eq!(d.error_code, GROUP_ID_NOT_FOUND, "a classic group again: {d:?}");
 }
+
+/// `shardlog consumer-groups --describe` shows a KIP-848 group's members, assignments and lag
+/// (log end − committed), as Kafka 4's tool does through ConsumerGroupDescribe.
+#[test]
+fn kip848_group_described_by_the_consumer_groups_tool_with_lag() {
+    let broker = start_broker_in(None);
+    let b = broker.bootstrap();
+    ensure_topic(broker.ports[0], "kip848-lag");
+    produce(&b, "kip848-lag", 0, 10);
+    let c = consumer(&b, "kip848-lagging", None);
+    c.subscribe(&["kip848-lag"]).unwrap();
+    let read = consume(&c, 30, Duration::from_secs(30));
+    assert_eq!(read.len(), 30, "{read:?}");
+    c.commit_consumer_state(CommitMode::Sync).expect("commit");
+    // 4 more per partition after the commit: the lag the tool must show.
+    produce(&b, "kip848-lag", 10, 4);
+
+    let out = Command::new(env!("CARGO_BIN_EXE_shardlog"))
+        .args(["consumer-groups", "--bootstrap-server", &b, "--describe", "--group", "kip848-lagging"])
+        .output()
+        .expect("run shardlog consumer-groups");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{stdout}\n{}", String::from_utf8_lossy(&out.stderr));
+    let rows: Vec<Vec<&str>> = stdout
+        .lines()
+        .map(|l| l.split_whitespace().collect::<Vec<_>>())
+        .filter(|cells| cells.first() == Some(&"kip848-lagging"))
+        .collect();
+    assert_eq!(rows.len(), 3, "one row per partition:\n{stdout}");
+    for (partition, cells) in rows.iter().enumerate() {
+        // GROUP TOPIC PARTITION CURRENT-OFFSET LOG-END-OFFSET LAG CONSUMER-ID HOST CLIENT-ID
+        assert_eq!(&cells[1..6], &["kip848-lag", &partition.to_string(), "10", "14", "4"], "{stdout}");
+        assert_ne!(cells[6], "-", "the partition's owner is shown:\n{stdout}");
+    }
+}
