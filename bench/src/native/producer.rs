@@ -164,6 +164,20 @@ struct Producer {
     pending: BTreeMap<i32, Pending>,
 }
 
+/// librdkafka's `message.max.bytes` default: no batch it sends is larger, whatever
+/// `batch.size` says, so a broker at Kafka's defaults (1048588) never refuses one.
+const BATCH_BYTES_MAX: u64 = 1_000_000;
+
+/// A batch is full when one more record like the ones in it would pass the batch size (never
+/// above [`BATCH_BYTES_MAX`]) or the record count: like librdkafka, a batch never grows past
+/// its limit by the record that fills it.
+fn is_full(p: &Pending, workload: &Workload) -> bool {
+    let records = p.sent_ns.len() as u64;
+    let per_record_bytes = p.size_estimate_bytes as u64 / records.max(1);
+    let limit_bytes = workload.batch_size_bytes.min(BATCH_BYTES_MAX);
+    p.size_estimate_bytes as u64 + per_record_bytes > limit_bytes || records >= workload.batch_num_messages
+}
+
 impl Producer {
     fn add(&mut self, partition: i32, key: Option<&[u8]>, value: &[u8], send_ns: u64) -> Result<()> {
         let compression = self.compression;
@@ -178,9 +192,7 @@ impl Producer {
         p.sent_ns.push(send_ns);
         p.size_estimate_bytes += value.len() + key.map_or(0, <[u8]>::len) + RECORD_OVERHEAD_MAX_BYTES;
         p.payload_bytes += value.len() as u64;
-        let full = p.size_estimate_bytes as u64 >= self.workload.batch_size_bytes
-            || p.sent_ns.len() as u64 >= self.workload.batch_num_messages;
-        if full {
+        if is_full(p, &self.workload) {
             // Other batches for the same leader ride along if they are due anyway.
             let leader = self.leader_of[partition as usize].clone();
             let linger_ns = self.workload.linger_ms * 1_000_000;
@@ -215,9 +227,8 @@ impl Producer {
             .pending
             .iter()
             .filter(|(partition, p)| {
-                let full = p.size_estimate_bytes as u64 >= self.workload.batch_size_bytes
-                    || p.sent_ns.len() as u64 >= self.workload.batch_num_messages;
-                self.leader_of[**partition as usize] == leader && ready(full, p.opened_ns)
+                self.leader_of[**partition as usize] == leader
+                    && ready(is_full(p, &self.workload), p.opened_ns)
             })
             .map(|(partition, _)| *partition)
             .collect();
