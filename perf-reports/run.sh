@@ -14,7 +14,7 @@
 # BACKLOG_BYTES (1 GiB), PROFILE (1), PERF_HZ (1999), PEER_BOOTSTRAP (host:port), PEER_PID (its pid, for CPU and
 # RSS), PEER_NAME (peer), REPORT_DIR (perf-reports/<UTC date>), CALLGRIND (1: instruction counts
 # of the hot-path micro-benchmarks with perf-reports/callgrind.sh), WARM_MIB (page cache touched
-# before the first run: half the free memory, at most 8 GiB).
+# before the first run: all available memory but 2 GiB).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -82,8 +82,9 @@ free_port() {
 IPERF_S=3
 DD_MIB=1024
 DD_FLAGS="oflag=direct"
-# Page cache to warm before the first broker starts (see below): half the free memory, at most 8 GiB.
-WARM_MIB=${WARM_MIB:-$(awk '/MemAvailable/ { m = int($2 / 1024 / 2); print (m > 8192 ? 8192 : m) }' /proc/meminfo)}
+# Page cache to warm before the first broker starts (see below): all available memory but
+# 2 GiB, since the runs together write more than the page cache can hold.
+WARM_MIB=${WARM_MIB:-$(awk '/MemAvailable/ { m = int($2 / 1024) - 2048; print (m > 0 ? m : 0) }' /proc/meminfo)}
 {
   echo "date=$(date -u +%Y-%m-%dT%H:%M:%SZ)"
   echo "git=$(git rev-parse --short HEAD 2>/dev/null || echo unknown)"
