@@ -25,13 +25,6 @@ use crate::control_plane::{control_plane, ControlPlaneLimits};
 use crate::meta_properties::MetaProperties;
 use crate::shard::{self, CheckpointEntries, ShardWiring};
 
-/// How long a shard runs ready tasks before its reactor reaps I/O completions (glommio's
-/// preempt timer, 100 ms by default; Seastar's task quota is 0.5 ms). Appends are copies
-/// that never suspend, so a pipelining producer keeps a task ready at all times: with
-/// glommio's default a fetch's file read could wait that long for its completion to be
-/// seen, and tailing consumers fell behind.
-const SHARD_TASK_QUOTA: Duration = Duration::from_micros(500);
-
 /// Set by the signal handler thread; shards check it every [`SHUTDOWN_CHECK_INTERVAL`].
 /// This is the only state shared by all cores, and it carries no data.
 pub static SHUTDOWN: AtomicBool = AtomicBool::new(false);
@@ -88,7 +81,6 @@ pub fn run(config: BrokerConfig) -> anyhow::Result<()> {
         let ready_tx = ready_tx.clone();
         let handle = LocalExecutorBuilder::new(Placement::Unbound)
             .name(&format!("shard-{index}"))
-            .preempt_timer(SHARD_TASK_QUOTA)
             .spawn(move || async move {
                 if let Some(cpu) = spec.cpu {
                     // Pinning is best effort: a container may forbid it, and an unpinned shard

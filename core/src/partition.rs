@@ -163,7 +163,10 @@ impl Partition {
                 ProducerCheck::Duplicate { .. } => return Err(KafkaError::DuplicateSequenceNumber),
             }
         }
-        let info = log.append(&records, self.leader_epoch.get(), now_ms).await.map_err(|e| log_error(&e))?;
+        let (info, written) = log
+            .submit_append(records.to_vec(), self.leader_epoch.get(), now_ms)
+            .await
+            .map_err(|e| log_error(&e))?;
         if idempotent_batches > 0 {
             // The log assigned consecutive offsets from `base_offset`, batch by batch.
             let mut producers = self.producers.borrow_mut();
@@ -173,13 +176,21 @@ impl Partition {
                 next_offset += batch.last_offset_delta() as i64 + 1;
             }
         }
+        // Let other appends to this partition submit while this write completes: that is what
+        // keeps several io_uring writes in flight (one write at a time tops out far lower).
+        drop(log);
+        written.wait().await.map_err(|e| log_error(&e))?;
+
+        let mut log = self.log.write().await.map_err(|_| KafkaError::KafkaStorageError)?;
         if log.flush_due(now_ms) {
             // Group commit: one fsync covers every append that reached the page cache so far.
             log.flush().await.map_err(|e| log_error(&e))?;
         }
         // One replica: what reached the page cache is committed.
-        let end = log.log_end_offset();
-        log.set_high_watermark(end);
+        let readable = log.readable_end_offset();
+        if readable > log.high_watermark() {
+            log.set_high_watermark(readable);
+        }
         self.high_watermark.set(log.high_watermark());
         self.log_start_offset.set(log.log_start_offset());
         drop(log);

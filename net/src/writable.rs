@@ -33,8 +33,6 @@ use io_uring::{opcode, types, IoUring};
 /// fine: a full queue is flushed with a submit first, and completions never drop
 /// (`IORING_FEAT_NODROP`).
 const RING_ENTRIES: u32 = 256;
-/// How soon a writable socket's waiter should run (glommio's latency hint for the driver).
-const WAKE_LATENCY: std::time::Duration = std::time::Duration::from_millis(1);
 /// `user_data` bit that marks the completion of a `POLL_REMOVE` (which we ignore).
 const REMOVE_BIT: u64 = 1 << 63;
 
@@ -240,17 +238,7 @@ fn shard_poller() -> io::Result<Rc<Poller>> {
         next_id: RefCell::new(0),
         broken: RefCell::new(None),
     });
-    // A latency-sensitive task queue: glommio puts its I/O — the eventfd read — on the latency
-    // ring, whose completion preempts whatever runs, so a socket turning writable resumes its
-    // fetch at once instead of after the running task queue's quota.
-    let queue = glommio::executor().create_task_queue(
-        glommio::Shares::default(),
-        glommio::Latency::Matters(WAKE_LATENCY),
-        "socket-writable",
-    );
-    glommio::spawn_local_into(drive(Rc::clone(&poller), event_file), queue)
-        .map_err(|e| io::Error::other(e.to_string()))?
-        .detach();
+    glommio::spawn_local(drive(Rc::clone(&poller), event_file)).detach();
     POLLER.with(|p| *p.borrow_mut() = Some(Rc::clone(&poller)));
     Ok(poller)
 }

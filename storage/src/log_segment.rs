@@ -5,40 +5,32 @@
 //! their offsets increase, every offset is within `i32::MAX` of the base offset (Kafka's
 //! relative offsets are signed 32-bit) and every position fits a signed 32-bit integer.
 //!
-//! Appends are synchronous `pwritev(2)` calls into the page cache, made by the shard that
-//! received the bytes, straight from the request buffer: one iovec carries each batch's first
-//! 16 bytes with the broker's `baseOffset` and `partitionLeaderEpoch`, the next the rest of the
-//! batch as produced. Why not io_uring: ext4 cannot do a buffered write without blocking, so
-//! io_uring hands every such write to a kernel worker thread on another core, which copies
-//! bytes that are cold in its cache — measured here at about twice the broker's CPU per GB
-//! produced of the same copy done by the shard while the bytes are still in its cache, plus
-//! ~70 µs of latency per write (see `perf-reports/`). The copy into the page cache costs
-//! microseconds per batch; a shard blocks longer only when the kernel throttles dirty pages,
-//! which is back-pressure from a disk slower than the producers. A failed write (a full disk)
-//! is cut back off the file, so only that append fails; if the cut fails too, the segment
-//! fails: every later append and flush errors and the log must be reopened, whose recovery
-//! truncates at whatever the write left.
+//! Appends are pipelined: a buffered io_uring write to a file that grows is executed by a
+//! kernel worker thread, so one write at a time tops out near 200 MB/s here, while several
+//! in flight pass 1 GB/s. [`LogSegment::submit_append`] assigns the bytes their place, starts
+//! the write and returns a [`WriteDone`] that resolves once these bytes and every earlier
+//! append's are in the page cache. Reads stop at that watermark (`written`), never at bytes
+//! still in flight. A failed write fails the segment: every later append and flush errors and
+//! the log must be reopened, whose recovery truncates at the hole.
 //!
 //! Index entries follow Kafka's rule for every batch, on append and on rebuild alike: when
 //! more than `index.interval.bytes` were appended since the last entry, the batch gets an
 //! offset-index entry (its last offset → its position) and, when the largest timestamp grew,
 //! a time-index entry. So a rebuilt index is byte-for-byte the index appends wrote.
 
-use std::io::IoSlice;
-use std::os::unix::io::AsRawFd;
+use std::cell::Cell;
+use std::collections::VecDeque;
 use std::path::{Path, PathBuf};
 use std::rc::Rc;
 
 use glommio::io::{BufferedFile, OpenOptions, ReadResult};
+use glommio::sync::Semaphore;
 
-use crate::index_file::PENDING_ENTRIES_WRITE_THRESHOLD;
+use crate::index_file::{write_all_at, PENDING_ENTRIES_WRITE_THRESHOLD};
 use crate::log_config::LogConfig;
 use crate::log_error::{LogError, Result};
 use crate::offset_index::OffsetIndex;
-use crate::record_batch::{
-    batch_size_at, BatchHeader, RecordBatch, BASE_OFFSET_AT, BATCH_HEADER_BYTES, LOG_OVERHEAD,
-    PARTITION_LEADER_EPOCH_AT,
-};
+use crate::record_batch::{batch_size_at, BatchHeader, RecordBatch, BATCH_HEADER_BYTES, LOG_OVERHEAD};
 use crate::time_index::{TimeIndex, NO_TIMESTAMP};
 
 pub const LOG_FILE_SUFFIX: &str = ".log";
@@ -51,11 +43,8 @@ const RECOVERY_WINDOW_BYTES: usize = 1 << 20;
 /// Bytes read at a time when walking batch headers (fetch boundaries, lookups): most walks
 /// cover at most `index.interval.bytes` plus one batch.
 const HEADER_WINDOW_BYTES: usize = 4096;
-/// The bytes of a batch's start that an append may rewrite: `baseOffset`, `batchLength` and
-/// `partitionLeaderEpoch` (only the first and last change; all three are outside the CRC).
-const REWRITTEN_PREFIX_BYTES: usize = PARTITION_LEADER_EPOCH_AT + 4;
-/// iovecs per `pwritev` call: Linux's `IOV_MAX`.
-const IOVECS_PER_WRITE_MAX: usize = 1024;
+/// Appends whose writes may be in flight at once per segment; the next waits for the oldest.
+pub const MAX_WRITES_IN_FLIGHT: usize = 64;
 
 /// `<base offset, 20 digits zero-padded><suffix>`, Kafka's segment file name.
 pub fn segment_file_name(base_offset: i64, suffix: &str) -> String {
@@ -64,6 +53,36 @@ pub fn segment_file_name(base_offset: i64, suffix: &str) -> String {
 
 /// A batch of a record set about to be appended: its start within the set and its header.
 pub(crate) type PlacedBatch = (usize, BatchHeader);
+
+/// Resolves once the bytes of one append, and of every append before it, are in the page
+/// cache: acknowledge a producer (`acks=1`) only then. Cloning waits on the same write.
+#[derive(Debug, Clone)]
+pub struct WriteDone(Rc<Semaphore>);
+
+impl WriteDone {
+    fn new() -> Self {
+        WriteDone(Rc::new(Semaphore::new(0)))
+    }
+
+    pub async fn wait(&self) -> Result<()> {
+        match self.0.acquire_permit(1).await {
+            Ok(_permit) => Ok(()),
+            Err(_) => Err(std::io::Error::other("a write to the log failed; reopen it to recover").into()),
+        }
+    }
+
+    fn is_done(&self) -> bool {
+        self.0.available() > 0
+    }
+}
+
+/// What reached the page cache, shared between a segment and its write tasks.
+#[derive(Debug)]
+struct Written {
+    bytes: Cell<u64>,
+    next_offset: Cell<i64>,
+    failed: Cell<bool>,
+}
 
 /// Where recovery cut a segment, and why.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -93,8 +112,9 @@ pub struct LogSegment {
     created_ms: Option<i64>,
     /// Bytes or index entries not yet fdatasynced.
     unflushed: bool,
-    /// A write failed: what the file holds past `size_bytes` is unknown until a reopen.
-    failed: bool,
+    written: Rc<Written>,
+    /// Completion signals of the writes that may still be in flight, oldest first.
+    in_flight: VecDeque<WriteDone>,
 }
 
 impl LogSegment {
@@ -165,7 +185,12 @@ impl LogSegment {
             rolling_timestamp_ms: None,
             created_ms: None,
             unflushed: false,
-            failed: false,
+            written: Rc::new(Written {
+                bytes: Cell::new(size_bytes),
+                next_offset: Cell::new(base_offset),
+                failed: Cell::new(false),
+            }),
+            in_flight: VecDeque::new(),
         })
     }
 
@@ -175,9 +200,17 @@ impl LogSegment {
     pub fn next_offset(&self) -> i64 {
         self.next_offset
     }
-    /// Bytes appended (all of them in the page cache).
+    /// Bytes appended, including writes still in flight.
     pub fn size_bytes(&self) -> u64 {
         self.size_bytes
+    }
+    /// Bytes in the page cache: what reads may return.
+    pub fn written_bytes(&self) -> u64 {
+        self.written.bytes.get()
+    }
+    /// The offset after the last batch in the page cache.
+    pub fn written_next_offset(&self) -> i64 {
+        self.written.next_offset.get()
     }
     pub fn is_empty(&self) -> bool {
         self.size_bytes == 0
@@ -272,6 +305,7 @@ impl LogSegment {
             return Ok(Err("the time index is empty".to_string()));
         }
         self.next_offset = next_offset;
+        self.mark_all_written();
         self.max_timestamp = max_timestamp;
         self.offset_of_max_timestamp = offset_of_max;
         self.bytes_since_last_index_entry = tail_bytes;
@@ -333,6 +367,7 @@ impl LogSegment {
             }
         }
         drop(reader);
+        self.mark_all_written();
         self.seal().await?;
         let Some(reason) = problem else { return Ok(None) };
         self.log.truncate(position).await?;
@@ -403,57 +438,54 @@ impl LogSegment {
             || self.time_index.is_full()
     }
 
-    /// Appends a validated record set whose offsets are assigned. `batches` are its batches
-    /// (start within `records`, header with the assigned base offset), in order. Each batch's
-    /// `baseOffset` is written from its header and its `partitionLeaderEpoch` from
-    /// `leader_epoch` (`None`: as it is in `records`, a follower's copy); everything else as
-    /// it is in `records`. Returns once the bytes are in the page cache.
-    pub(crate) async fn append(
+    /// The segment's files hold everything appended (no write in flight).
+    fn mark_all_written(&self) {
+        self.written.bytes.set(self.size_bytes);
+        self.written.next_offset.set(self.next_offset);
+    }
+
+    /// Starts appending a validated record set whose offsets are assigned. `batches` are its
+    /// batches (start within `records`, header), in order. Returns once the write is
+    /// submitted; see [`WriteDone`].
+    pub(crate) async fn submit_append(
         &mut self,
         config: &LogConfig,
-        records: &[u8],
+        records: Vec<u8>,
         batches: &[PlacedBatch],
-        leader_epoch: Option<i32>,
         now_ms: i64,
-    ) -> Result<()> {
+    ) -> Result<WriteDone> {
         self.check_not_failed()?;
+        while self.in_flight.front().is_some_and(WriteDone::is_done) {
+            self.in_flight.pop_front();
+        }
+        if self.in_flight.len() >= MAX_WRITES_IN_FLIGHT {
+            if let Some(oldest) = self.in_flight.pop_front() {
+                oldest.wait().await?;
+            }
+        }
         let position = self.size_bytes;
         let set_bytes = records.len();
         assert!(!batches.is_empty() && batches[0].0 == 0);
         assert!(position + set_bytes as u64 <= i32::MAX as u64, "segment position overflow");
         let mut expected_at_least = self.next_offset;
-        let mut prefixes = Vec::with_capacity(batches.len());
-        for (index, (at, header)) in batches.iter().enumerate() {
-            let next_at = batches.get(index + 1).map_or(set_bytes, |(next, _)| *next);
-            assert!(*at + header.size_bytes == next_at, "batches must tile the record set");
-            assert!(header.size_bytes >= BATCH_HEADER_BYTES, "a batch is at least its header");
+        for (at, header) in batches {
+            assert!(at + header.size_bytes <= set_bytes);
             assert!(header.base_offset >= expected_at_least, "offsets must increase");
             assert!(header.last_offset() - self.base_offset <= i32::MAX as i64, "relative offset overflow");
             expected_at_least = header.next_offset();
-            let mut prefix = [0u8; REWRITTEN_PREFIX_BYTES];
-            prefix.copy_from_slice(&records[*at..*at + REWRITTEN_PREFIX_BYTES]);
-            prefix[BASE_OFFSET_AT..BASE_OFFSET_AT + 8].copy_from_slice(&header.base_offset.to_be_bytes());
-            if let Some(epoch) = leader_epoch {
-                prefix[PARTITION_LEADER_EPOCH_AT..].copy_from_slice(&epoch.to_be_bytes());
-            }
-            prefixes.push(prefix);
         }
-        let mut slices = Vec::with_capacity(2 * batches.len());
-        for ((at, header), prefix) in batches.iter().zip(&prefixes) {
-            slices.push(IoSlice::new(prefix));
-            slices.push(IoSlice::new(&records[*at + REWRITTEN_PREFIX_BYTES..*at + header.size_bytes]));
-        }
-        if let Err(e) = pwritev_all(self.log.as_raw_fd(), &mut slices, position) {
-            // Part of the set may be in the file (a full disk fails mid-write). Cutting the
-            // file back to the last whole append leaves the segment as it was, so the append
-            // fails alone and appends work again once there is room; if even that fails, the
-            // segment refuses everything until a reopen recovers it.
-            // SAFETY: ftruncate on the segment's open file descriptor, kept open by `self.log`.
-            let cut = unsafe { libc::ftruncate(self.log.as_raw_fd(), position as libc::off_t) };
-            tracing::error!(segment = ?self.log_path, position, error = %e, cut_back = cut == 0, "log write failed");
-            self.failed = cut != 0;
-            return Err(e.into());
-        }
+        let done = WriteDone::new();
+        let write = Self::write_in_order(
+            Rc::clone(&self.log),
+            records,
+            position,
+            expected_at_least,
+            Rc::clone(&self.written),
+            self.in_flight.back().cloned(),
+            done.clone(),
+        );
+        glommio::spawn_local(write).detach();
+        self.in_flight.push_back(done.clone());
 
         self.created_ms.get_or_insert(now_ms);
         for (at, header) in batches {
@@ -466,14 +498,60 @@ impl LogSegment {
         if pending >= PENDING_ENTRIES_WRITE_THRESHOLD {
             self.write_index_entries().await?;
         }
-        Ok(())
+        Ok(done)
+    }
+
+    /// One append's write task: write, then wait for the previous append's write, then move
+    /// the watermark — so the watermark and every [`WriteDone`] advance in append order.
+    async fn write_in_order(
+        log: Rc<BufferedFile>,
+        records: Vec<u8>,
+        position: u64,
+        next_offset: i64,
+        written: Rc<Written>,
+        previous: Option<WriteDone>,
+        done: WriteDone,
+    ) {
+        let end = position + records.len() as u64;
+        let result = write_all_at(&log, records, position).await;
+        let earlier_ok = match &previous {
+            Some(previous) => previous.wait().await.is_ok(),
+            None => true,
+        };
+        match result {
+            Ok(()) if earlier_ok && !written.failed.get() => {
+                written.bytes.set(end);
+                written.next_offset.set(next_offset);
+                done.0.signal(1);
+            }
+            Ok(()) => {
+                written.failed.set(true);
+                done.0.close();
+            }
+            Err(e) => {
+                tracing::error!(position, error = %e, "log write failed");
+                written.failed.set(true);
+                done.0.close();
+            }
+        }
     }
 
     fn check_not_failed(&self) -> Result<()> {
-        if self.failed {
+        if self.written.failed.get() {
             let message = format!("a write to {:?} failed; reopen the log to recover", self.log_path);
             return Err(std::io::Error::other(message).into());
         }
+        Ok(())
+    }
+
+    /// Waits until every write in flight reached the page cache.
+    pub(crate) async fn drain(&mut self) -> Result<()> {
+        if let Some(last) = self.in_flight.back().cloned() {
+            last.wait().await?;
+        }
+        self.in_flight.clear();
+        self.check_not_failed()?;
+        assert_eq!(self.written_bytes(), self.size_bytes);
         Ok(())
     }
 
@@ -485,7 +563,7 @@ impl LogSegment {
     /// The segment takes no more appends for now (roll, close, end of recovery): record its
     /// largest timestamp as the final time-index entry, as Kafka does, and write the indexes.
     pub(crate) async fn seal(&mut self) -> Result<()> {
-        self.check_not_failed()?;
+        self.drain().await?;
         if self.max_timestamp > NO_TIMESTAMP {
             self.time_index.maybe_append(self.max_timestamp, self.offset_of_max_timestamp, true);
         }
@@ -495,7 +573,7 @@ impl LogSegment {
 
     /// Writes pending index entries and fdatasyncs the three files concurrently.
     pub(crate) async fn flush(&mut self) -> Result<()> {
-        self.check_not_failed()?;
+        self.drain().await?;
         self.unflushed = false;
         self.write_index_entries().await?;
         let (log, (index, time_index)) = futures_lite::future::zip(
@@ -513,12 +591,13 @@ impl LogSegment {
     /// Drops every batch whose last offset is >= `offset` (a batch holding `offset` goes
     /// whole: batches are never split). Returns the new end offset.
     pub(crate) async fn truncate_to(&mut self, config: &LogConfig, offset: i64) -> Result<i64> {
-        self.check_not_failed()?;
+        self.drain().await?;
         let Some((position, header)) = self.find_batch(offset).await? else {
             return Ok(self.next_offset);
         };
         self.log.truncate(position).await?;
         self.size_bytes = position;
+        self.mark_all_written();
         self.unflushed = true;
         self.offset_index.truncate_to_position(position).await?;
         self.time_index.truncate_to_offset(header.base_offset).await?;
@@ -537,14 +616,14 @@ impl LogSegment {
     /// Position and header of the first batch whose last offset is >= `offset`; `None` when
     /// the segment ends before `offset`.
     pub(crate) async fn find_batch(&self, offset: i64) -> Result<Option<(u64, BatchHeader)>> {
-        let end_bytes = self.size_bytes;
-        if offset >= self.next_offset {
+        let written_bytes = self.written_bytes();
+        if offset >= self.written_next_offset() {
             return Ok(None);
         }
         let start = self.offset_index.lookup(offset).map_or(0, |(_, position)| position as u64);
-        let mut reader = SegmentReader::new(&self.log, end_bytes, HEADER_WINDOW_BYTES);
+        let mut reader = SegmentReader::new(&self.log, written_bytes, HEADER_WINDOW_BYTES);
         let mut position = start;
-        while position < end_bytes {
+        while position < written_bytes {
             let header = reader.stored_header_at(position).await?;
             if header.last_offset() >= offset {
                 return Ok(Some((position, header)));
@@ -569,7 +648,7 @@ impl LogSegment {
         }
         let walk_from =
             self.offset_index.position_floor(budget_end).map_or(0, |p| p as u64).max(start_position);
-        let mut reader = SegmentReader::new(&self.log, self.size_bytes, HEADER_WINDOW_BYTES);
+        let mut reader = SegmentReader::new(&self.log, self.written_bytes(), HEADER_WINDOW_BYTES);
         let mut position = walk_from;
         while position < limit_position {
             let header = reader.stored_header_at(position).await?;
@@ -591,9 +670,9 @@ impl LogSegment {
         let from_offset =
             self.time_index.lookup(timestamp).map_or(self.base_offset, |(_, o)| o).max(min_offset);
         let Some((mut position, _)) = self.find_batch(from_offset).await? else { return Ok(None) };
-        let end_bytes = self.size_bytes;
-        let mut reader = SegmentReader::new(&self.log, end_bytes, HEADER_WINDOW_BYTES);
-        while position < end_bytes {
+        let written_bytes = self.written_bytes();
+        let mut reader = SegmentReader::new(&self.log, written_bytes, HEADER_WINDOW_BYTES);
+        while position < written_bytes {
             let header = reader.stored_header_at(position).await?;
             if header.max_timestamp >= timestamp && header.last_offset() >= min_offset {
                 return Ok(Some(header));
@@ -767,36 +846,4 @@ impl<'f> SegmentReader<'f> {
 
 fn invalid_data(message: String) -> LogError {
     LogError::Io(std::io::Error::new(std::io::ErrorKind::InvalidData, message))
-}
-
-/// Writes every byte of `slices` at `position` of `fd`, with as many `pwritev(2)` calls as
-/// short writes and [`IOVECS_PER_WRITE_MAX`] make necessary.
-fn pwritev_all(
-    fd: std::os::unix::io::RawFd,
-    mut slices: &mut [IoSlice<'_>],
-    mut position: u64,
-) -> std::io::Result<()> {
-    IoSlice::advance_slices(&mut slices, 0);
-    while !slices.is_empty() {
-        let count = slices.len().min(IOVECS_PER_WRITE_MAX);
-        let offset = libc::off_t::try_from(position).map_err(std::io::Error::other)?;
-        // SAFETY: `IoSlice` is ABI-compatible with `iovec` on Unix (std guarantees it), the
-        // `count` slices are alive and borrowed for the call, and `fd` is the segment's open
-        // file, which `self.log` keeps open across the call.
-        let written =
-            unsafe { libc::pwritev(fd, slices.as_ptr().cast::<libc::iovec>(), count as i32, offset) };
-        if written < 0 {
-            let error = std::io::Error::last_os_error();
-            if error.kind() == std::io::ErrorKind::Interrupted {
-                continue;
-            }
-            return Err(error);
-        }
-        if written == 0 {
-            return Err(std::io::Error::new(std::io::ErrorKind::WriteZero, "pwritev wrote nothing"));
-        }
-        position += written as u64;
-        IoSlice::advance_slices(&mut slices, written as usize);
-    }
-    Ok(())
 }

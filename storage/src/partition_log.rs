@@ -20,7 +20,8 @@ use crate::log_cleaner::{cleaned_path, swap_path, CleanPlan, CleanStats, Cleaned
 use crate::log_config::LogConfig;
 use crate::log_error::{LogError, Result};
 use crate::log_segment::{
-    remove_if_exists, LogSegment, PlacedBatch, INDEX_FILE_SUFFIX, LOG_FILE_SUFFIX, TIME_INDEX_FILE_SUFFIX,
+    remove_if_exists, LogSegment, PlacedBatch, WriteDone, INDEX_FILE_SUFFIX, LOG_FILE_SUFFIX,
+    TIME_INDEX_FILE_SUFFIX,
 };
 use crate::record_batch::{batch_size_at, rewrite, BatchError, BatchHeader, BatchIter, TimestampType};
 use crate::time_index::NO_TIMESTAMP;
@@ -204,9 +205,14 @@ impl PartitionLog {
     pub fn log_start_offset(&self) -> i64 {
         self.log_start_offset
     }
-    /// The offset the next append gets.
+    /// The offset the next append gets (appends still being written included).
     pub fn log_end_offset(&self) -> i64 {
         self.active().next_offset()
+    }
+    /// The offset after the last batch that reached the page cache: reads stop here. Equal to
+    /// the log end unless [`PartitionLog::submit_append`] writes are in flight.
+    pub fn readable_end_offset(&self) -> i64 {
+        self.active().written_next_offset()
     }
     pub fn high_watermark(&self) -> i64 {
         self.high_watermark
@@ -235,21 +241,29 @@ impl PartitionLog {
         active
     }
 
+    /// Appends a producer's record set as leader and waits until it is in the page cache;
+    /// [`PartitionLog::submit_append`] does the work.
+    pub async fn append(&mut self, records: Vec<u8>, leader_epoch: i32, now_ms: i64) -> Result<AppendInfo> {
+        let (info, written) = self.submit_append(records, leader_epoch, now_ms).await?;
+        written.wait().await?;
+        Ok(info)
+    }
+
     /// Appends a producer's record set as leader: validates every batch (CRC, one record per
     /// offset, record framing, `max_message_bytes`) before touching anything, then assigns
-    /// offsets and writes the set into the page cache with each batch's `baseOffset` and
-    /// `partitionLeaderEpoch` rewritten on the way (no copy of the set; for `LogAppendTime`
-    /// one copy, to rewrite `maxTimestamp` and the CRC).
-    pub async fn append(
+    /// offsets by rewriting `baseOffset` and `partitionLeaderEpoch` in place (and
+    /// `maxTimestamp` + CRC for `LogAppendTime`), and writes the buffer as is — no copy.
+    /// Returns once the write is submitted, so a shard can keep many appends in flight;
+    /// acknowledge the producer when the returned [`WriteDone`] resolves.
+    pub async fn submit_append(
         &mut self,
-        records: impl AsRef<[u8]>,
+        mut records: Vec<u8>,
         leader_epoch: i32,
         now_ms: i64,
-    ) -> Result<AppendInfo> {
-        let records = records.as_ref();
-        self.check_set_size(records)?;
+    ) -> Result<(AppendInfo, WriteDone)> {
+        self.check_set_size(&records)?;
         let max_batch_bytes = self.config.max_message_bytes as usize;
-        for (index, item) in BatchIter::new(records, max_batch_bytes).enumerate() {
+        for (index, item) in BatchIter::new(&records, max_batch_bytes).enumerate() {
             let (_, batch) = item.map_err(|source| LogError::InvalidBatch { index, source })?;
             batch.check_crc().map_err(|source| LogError::InvalidBatch { index, source })?;
             if !batch.has_one_record_per_offset() {
@@ -263,45 +277,34 @@ impl PartitionLog {
         }
         let log_append_time_ms =
             (self.config.message_timestamp_type == TimestampType::LogAppendTime).then_some(now_ms);
-        let stamped;
-        let records = match log_append_time_ms {
-            None => records,
-            Some(time_ms) => {
-                let mut copy = records.to_vec();
-                let mut at = 0;
-                while at < copy.len() {
-                    let Some(size_bytes) = batch_size_at(&copy[at..]) else {
-                        unreachable!("validated above")
-                    };
-                    rewrite::set_log_append_time(&mut copy[at..at + size_bytes], time_ms);
-                    at += size_bytes;
-                }
-                stamped = copy;
-                &stamped[..]
-            }
-        };
         let mut next_offset = self.log_end_offset();
         let mut placed = Vec::new();
-        for (index, item) in BatchIter::new(records, max_batch_bytes).enumerate() {
-            let (at, batch) = item.map_err(|source| LogError::InvalidBatch { index, source })?;
-            let mut header = BatchHeader::parse(batch.as_bytes())
-                .map_err(|source| LogError::InvalidBatch { index, source })?;
-            header.base_offset = next_offset;
+        let mut at = 0;
+        while at < records.len() {
+            let Some(size_bytes) = batch_size_at(&records[at..]) else { unreachable!("validated above") };
+            let batch = &mut records[at..at + size_bytes];
+            rewrite::set_base_offset(batch, next_offset);
+            rewrite::set_partition_leader_epoch(batch, leader_epoch);
+            if let Some(time_ms) = log_append_time_ms {
+                rewrite::set_log_append_time(batch, time_ms);
+            }
+            let header = BatchHeader::parse(batch)
+                .map_err(|source| LogError::InvalidBatch { index: placed.len(), source })?;
             next_offset = header.next_offset();
             placed.push((at, header));
+            at += size_bytes;
         }
-        self.append_placed(records, placed, Some(leader_epoch), now_ms, log_append_time_ms).await
+        self.append_placed(records, placed, now_ms, log_append_time_ms).await
     }
 
     /// Appends batches that already carry their offsets (a follower copying its leader):
     /// validates every batch (CRC, `max_message_bytes`) and that offsets increase from the
     /// log end on; writes them unchanged.
-    pub async fn append_as_follower(&mut self, records: impl AsRef<[u8]>, now_ms: i64) -> Result<AppendInfo> {
-        let records = records.as_ref();
-        self.check_set_size(records)?;
+    pub async fn append_as_follower(&mut self, records: Vec<u8>, now_ms: i64) -> Result<AppendInfo> {
+        self.check_set_size(&records)?;
         let mut expected_at_least = self.log_end_offset();
         let mut placed = Vec::new();
-        for (index, item) in BatchIter::new(records, self.config.max_message_bytes as usize).enumerate() {
+        for (index, item) in BatchIter::new(&records, self.config.max_message_bytes as usize).enumerate() {
             let (at, batch) = item.map_err(|source| LogError::InvalidBatch { index, source })?;
             batch.check_crc().map_err(|source| LogError::InvalidBatch { index, source })?;
             let header = BatchHeader::parse(batch.as_bytes())
@@ -324,7 +327,9 @@ impl PartitionLog {
                 last_offset: last.last_offset(),
             });
         }
-        self.append_placed(records, placed, None, now_ms, None).await
+        let (info, written) = self.append_placed(records, placed, now_ms, None).await?;
+        written.wait().await?;
+        Ok(info)
     }
 
     fn check_set_size(&self, records: &[u8]) -> Result<()> {
@@ -341,12 +346,11 @@ impl PartitionLog {
 
     async fn append_placed(
         &mut self,
-        records: &[u8],
+        records: Vec<u8>,
         placed: Vec<PlacedBatch>,
-        leader_epoch: Option<i32>,
         now_ms: i64,
         log_append_time_ms: Option<i64>,
-    ) -> Result<AppendInfo> {
+    ) -> Result<(AppendInfo, WriteDone)> {
         let (Some((_, first)), Some((_, last))) = (placed.first(), placed.last()) else {
             return Err(LogError::EmptyRecordSet);
         };
@@ -362,7 +366,7 @@ impl PartitionLog {
             self.roll(base_offset, now_ms).await?;
         }
         let config = self.config.clone();
-        self.active_mut().append(&config, records, &placed, leader_epoch, now_ms).await?;
+        let written = self.active_mut().submit_append(&config, records, &placed, now_ms).await?;
         self.oldest_unflushed_append_ms.get_or_insert(now_ms);
         let info = AppendInfo {
             base_offset,
@@ -374,7 +378,7 @@ impl PartitionLog {
             log_append_time_ms,
             log_start_offset: self.log_start_offset,
         };
-        Ok(info)
+        Ok((info, written))
     }
 
     /// Starts a new active segment at `base_offset`. An empty active segment is replaced
@@ -414,7 +418,7 @@ impl PartitionLog {
                 log_end_offset,
             });
         }
-        let upper_bound = upper_bound_offset.min(self.log_end_offset());
+        let upper_bound = upper_bound_offset.min(self.readable_end_offset());
         let mut regions: Vec<FileRegion> = Vec::new();
         let mut remaining_bytes = max_bytes as u64;
         let mut cursor = offset;
@@ -429,7 +433,7 @@ impl PartitionLog {
             }
             let limit = match segment.find_batch(upper_bound).await? {
                 Some((position, _)) => position,
-                None => segment.size_bytes(),
+                None => segment.written_bytes(),
             };
             let mut end = segment.batches_end(start, limit, remaining_bytes).await?;
             if end == start {
@@ -446,7 +450,7 @@ impl PartitionLog {
             };
             remaining_bytes = remaining_bytes.saturating_sub(region.length_bytes);
             regions.push(region);
-            if end < segment.size_bytes() {
+            if end < segment.written_bytes() {
                 break;
             }
             cursor = segment.next_offset();
@@ -498,6 +502,7 @@ impl PartitionLog {
         if offset >= self.log_end_offset() {
             return Ok(());
         }
+        self.active_mut().drain().await?;
         if offset <= self.segments[0].base_offset() {
             return self.truncate_fully_and_start_at(offset.max(0)).await;
         }

@@ -34,9 +34,9 @@ pub const BATCH_HEADER_BYTES: usize = 61;
 /// The only message format this broker stores.
 pub const MAGIC_V2: i8 = 2;
 
-pub(crate) const BASE_OFFSET_AT: usize = 0;
+const BASE_OFFSET_AT: usize = 0;
 const BATCH_LENGTH_AT: usize = 8;
-pub(crate) const PARTITION_LEADER_EPOCH_AT: usize = 12;
+const PARTITION_LEADER_EPOCH_AT: usize = 12;
 const MAGIC_AT: usize = 16;
 pub(crate) const CRC_AT: usize = 17;
 pub(crate) const ATTRIBUTES_AT: usize = 21;

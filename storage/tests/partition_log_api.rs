@@ -427,6 +427,39 @@ fn invalid_configs_are_rejected() {
 }
 
 #[test]
+fn pipelined_appends_become_readable_in_order_and_flush_waits_for_them() {
+    common::run(|| async {
+        let tmp = tempfile::tempdir().unwrap();
+        let mut log = PartitionLog::open(tmp.path(), base_config(), None, None).await.unwrap();
+        let mut pending = Vec::new();
+        for i in 0..5 {
+            let (info, written) =
+                log.submit_append(common::batch(2, 100, common::TS, i), 0, 0).await.unwrap();
+            assert_eq!(info.base_offset, 2 * i as i64);
+            pending.push(written);
+        }
+        assert_eq!(log.log_end_offset(), 10);
+        assert!(log.readable_end_offset() < 10, "nothing has yielded to the write tasks yet");
+        let early = common::read_all(&log.read(0, 1 << 20, 10, true).await.unwrap()).await;
+        let readable = common::batch_offsets(&early);
+        assert!(
+            readable.iter().enumerate().all(|(i, b)| *b == (2 * i as i64, 2 * i as i64 + 1)),
+            "{readable:?}"
+        );
+        pending[2].wait().await.unwrap();
+        assert!(log.readable_end_offset() >= 6, "a write resolves after every earlier one");
+        log.flush().await.unwrap();
+        assert_eq!((log.readable_end_offset(), log.recovery_point()), (10, 10));
+        for written in &pending {
+            written.wait().await.unwrap();
+        }
+        let all = common::read_all(&log.read(0, 1 << 20, 10, true).await.unwrap()).await;
+        assert_eq!(common::batch_offsets(&all).len(), 5);
+        log.close().await.unwrap();
+    });
+}
+
+#[test]
 fn retention_deletes_segments_below_a_checkpointed_log_start() {
     common::run(|| async {
         let tmp = tempfile::tempdir().unwrap();
@@ -443,37 +476,6 @@ fn retention_deletes_segments_below_a_checkpointed_log_start() {
         log.set_high_watermark(12);
         assert_eq!(log.delete_segments_for_retention(0).await.unwrap(), 2);
         assert_eq!(log.segments()[0].base_offset(), 8);
-        log.close().await.unwrap();
-    });
-}
-
-#[test]
-fn a_record_set_of_more_batches_than_one_pwritev_takes_is_stored_whole_with_rewritten_headers() {
-    common::run(|| async {
-        let tmp = tempfile::tempdir().unwrap();
-        let mut log = PartitionLog::open(tmp.path(), base_config(), None, None).await.unwrap();
-        log.append(common::batch(3, 10, common::TS, 0), 7, 0).await.unwrap();
-        // 700 batches = 1400 iovecs: more than Linux's IOV_MAX (1024) in one call.
-        let batches: Vec<Vec<u8>> = (0..700).map(|i| common::batch(2, 5, common::TS, i as u8)).collect();
-        let info = log.append(batches.concat(), 9, 0).await.unwrap();
-        assert_eq!((info.base_offset, info.last_offset, info.batch_count), (3, 1402, 700));
-        let bytes = common::read_all(&log.read(0, usize::MAX >> 1, i64::MAX, true).await.unwrap()).await;
-        let mut expected_base = 0;
-        let mut at = 0;
-        for (index, produced) in
-            std::iter::once(common::batch(3, 10, common::TS, 0)).chain(batches).enumerate()
-        {
-            let stored = &bytes[at..at + produced.len()];
-            let view = RecordBatch::validate(stored, usize::MAX).unwrap();
-            assert_eq!(view.base_offset(), expected_base, "batch {index}");
-            assert_eq!(view.partition_leader_epoch(), if index == 0 { 7 } else { 9 }, "batch {index}");
-            // Everything but baseOffset and partitionLeaderEpoch is stored as produced.
-            assert_eq!(stored[8..12], produced[8..12], "batch {index}");
-            assert_eq!(stored[16..], produced[16..], "batch {index}");
-            expected_base = view.last_offset() + 1;
-            at += produced.len();
-        }
-        assert_eq!(at, bytes.len());
         log.close().await.unwrap();
     });
 }

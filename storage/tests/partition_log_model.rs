@@ -1,12 +1,14 @@
 //! Model test: random appends (multi-batch record sets), reads, rolls (tiny segments and
 //! indexes), truncations, delete-records, offsets-by-time lookups, flushes, clean and unclean
-//! reopenings — the log must agree with a plain list of batches at every step: offsets are
-//! contiguous, reads return exactly the expected whole batches, reopening gives the same log.
+//! reopenings, pipelined appends whose writes are still in flight — the log must agree with a
+//! plain list of batches at every step: offsets are contiguous, reads return exactly the
+//! expected whole batches (never bytes still being written), reopening gives the same log.
 
 mod common;
 
 use proptest::prelude::*;
 use shardlog_storage::log_config::LogConfig;
+use shardlog_storage::log_segment::WriteDone;
 use shardlog_storage::partition_log::{PartitionLog, TimestampAndOffset};
 use shardlog_storage::record_batch::{rewrite, RecordBatch};
 
@@ -14,8 +16,10 @@ const LEADER_EPOCH: i32 = 3;
 
 #[derive(Debug, Clone)]
 enum Op {
-    /// Batches of one record set: (record count, value bytes, timestamp after `TS`).
-    Append(Vec<(usize, usize, i64)>),
+    /// Batches of one record set: (record count, value bytes, timestamp after `TS`); when
+    /// pipelined, the append does not wait for its write.
+    Append(Vec<(usize, usize, i64)>, bool),
+    WaitWrites,
     Read {
         at: u16,
         max_bytes: u16,
@@ -33,7 +37,9 @@ enum Op {
 
 fn op() -> impl Strategy<Value = Op> {
     prop_oneof![
-        5 => prop::collection::vec((1usize..5, 0usize..150, 0i64..1000), 1..4).prop_map(Op::Append),
+        5 => (prop::collection::vec((1usize..5, 0usize..150, 0i64..1000), 1..4), any::<bool>())
+            .prop_map(|(specs, pipelined)| Op::Append(specs, pipelined)),
+        1 => Just(Op::WaitWrites),
         4 => (any::<u16>(), 0u16..1500, any::<u16>(), any::<bool>())
             .prop_map(|(at, max_bytes, upper, min_one_batch)| Op::Read { at, max_bytes, upper, min_one_batch }),
         1 => any::<u16>().prop_map(Op::Truncate),
@@ -95,10 +101,11 @@ impl Model {
         out
     }
 
-    fn offset_for_timestamp(&self, timestamp: i64) -> Option<TimestampAndOffset> {
+    fn offset_for_timestamp(&self, timestamp: i64, readable_end: i64) -> Option<TimestampAndOffset> {
         let batch = self
             .batches
             .iter()
+            .take_while(|b| b.last_offset < readable_end)
             .find(|b| b.last_offset >= self.log_start_offset && b.max_timestamp >= timestamp)?;
         Some(TimestampAndOffset {
             timestamp: batch.max_timestamp,
@@ -107,14 +114,27 @@ impl Model {
     }
 }
 
-async fn check_whole_log(log: &PartitionLog, model: &Model) {
+/// Reads stop at the readable end: at a batch boundary, at most the log end, and the log end
+/// itself once no write is in flight.
+fn readable_end(log: &PartitionLog, model: &Model, writes_in_flight: bool) -> i64 {
+    let readable_end = log.readable_end_offset();
+    assert!(readable_end <= model.log_end_offset);
+    assert!(writes_in_flight || readable_end == model.log_end_offset);
+    let at_boundary =
+        readable_end == model.log_end_offset || model.batches.iter().any(|b| b.base_offset == readable_end);
+    assert!(at_boundary, "readable end {readable_end} inside a batch");
+    readable_end
+}
+
+async fn check_whole_log(log: &PartitionLog, model: &Model, writes_in_flight: bool) {
     assert_eq!(log.log_end_offset(), model.log_end_offset);
     assert_eq!(log.log_start_offset(), model.log_start_offset);
+    let readable_end = readable_end(log, model, writes_in_flight);
     let info = log.read(model.log_start_offset, usize::MAX >> 1, i64::MAX, true).await.expect("read all");
     let bytes = common::read_all(&info).await;
     assert_eq!(
         bytes,
-        model.read(model.log_start_offset, usize::MAX, model.log_end_offset, true),
+        model.read(model.log_start_offset, usize::MAX, readable_end, true),
         "whole log differs"
     );
     let offsets = common::batch_offsets(&bytes);
@@ -126,9 +146,15 @@ async fn run_ops(config: LogConfig, ops: Vec<Op>) {
     let dir = tmp.path().join("topic-0");
     let mut log = PartitionLog::open(&dir, config.clone(), None, None).await.unwrap();
     let mut model = Model::default();
+    let mut in_flight: Vec<WriteDone> = Vec::new();
     for op in ops {
         match op {
-            Op::Append(specs) => {
+            Op::WaitWrites => {
+                for written in in_flight.drain(..) {
+                    written.wait().await.unwrap();
+                }
+            }
+            Op::Append(specs, pipelined) => {
                 let mut set = Vec::new();
                 let mut expected = Vec::new();
                 let mut next_offset = model.log_end_offset;
@@ -147,7 +173,12 @@ async fn run_ops(config: LogConfig, ops: Vec<Op>) {
                     next_offset = stored.last_offset + 1;
                     expected.push(stored);
                 }
-                let info = log.append(set, LEADER_EPOCH, common::TS).await.unwrap();
+                let (info, written) = log.submit_append(set, LEADER_EPOCH, common::TS).await.unwrap();
+                if pipelined {
+                    in_flight.push(written);
+                } else {
+                    written.wait().await.unwrap();
+                }
                 assert_eq!(info.base_offset, model.log_end_offset);
                 assert_eq!(info.last_offset, next_offset - 1);
                 model.batches.extend(expected);
@@ -158,7 +189,8 @@ async fn run_ops(config: LogConfig, ops: Vec<Op>) {
                 let offset = pick(at, model.log_start_offset, model.log_end_offset);
                 let upper_bound = pick(upper, model.log_start_offset, model.log_end_offset + 1);
                 let info = log.read(offset, max_bytes as usize, upper_bound, min_one_batch).await.unwrap();
-                let expected = model.read(offset, max_bytes as usize, upper_bound, min_one_batch);
+                let readable_bound = upper_bound.min(readable_end(&log, &model, !in_flight.is_empty()));
+                let expected = model.read(offset, max_bytes as usize, readable_bound, min_one_batch);
                 assert_eq!(
                     common::read_all(&info).await,
                     expected,
@@ -194,7 +226,12 @@ async fn run_ops(config: LogConfig, ops: Vec<Op>) {
             Op::ListOffsets(bits) => {
                 let timestamp = common::TS + pick(bits, 0, 1100);
                 let found = log.offset_for_timestamp(timestamp).await.unwrap();
-                assert_eq!(found, model.offset_for_timestamp(timestamp), "offset for {timestamp}");
+                let readable_end = readable_end(&log, &model, !in_flight.is_empty());
+                assert_eq!(
+                    found,
+                    model.offset_for_timestamp(timestamp, readable_end),
+                    "offset for {timestamp}"
+                );
             }
             Op::Flush => {
                 log.flush().await.unwrap();
@@ -203,6 +240,9 @@ async fn run_ops(config: LogConfig, ops: Vec<Op>) {
             Op::Reopen(mode) => {
                 // A crash after the writes reached the page cache (a process crash, not a
                 // power loss): everything appended must come back.
+                for written in in_flight.drain(..) {
+                    written.wait().await.unwrap();
+                }
                 let recovery_point = log.recovery_point();
                 match mode {
                     0 | 1 => log.close().await.unwrap(),
@@ -216,7 +256,7 @@ async fn run_ops(config: LogConfig, ops: Vec<Op>) {
                 log.set_high_watermark(model.log_end_offset);
             }
         }
-        check_whole_log(&log, &model).await;
+        check_whole_log(&log, &model, !in_flight.is_empty()).await;
     }
     log.close().await.unwrap();
     let names = common::file_names(&dir);
