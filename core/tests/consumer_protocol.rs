@@ -7,6 +7,7 @@ use std::collections::BTreeSet;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
+use common::groups::{assigned, coordinator, pump_until, s, split};
 use common::raw::{ensure_topic, wait_until, RawClient};
 use common::Broker;
 use rdkafka::config::ClientConfig;
@@ -22,7 +23,6 @@ use shardlog_net::kafka_protocol::messages::consumer_group_heartbeat_response::C
 use shardlog_net::kafka_protocol::messages::delete_groups_request::DeleteGroupsRequest;
 use shardlog_net::kafka_protocol::messages::delete_topics_request::DeleteTopicsRequest;
 use shardlog_net::kafka_protocol::messages::describe_groups_request::DescribeGroupsRequest;
-use shardlog_net::kafka_protocol::messages::find_coordinator_request::FindCoordinatorRequest;
 use shardlog_net::kafka_protocol::messages::join_group_request::{
     JoinGroupRequest, JoinGroupRequestProtocol,
 };
@@ -34,7 +34,6 @@ use shardlog_net::kafka_protocol::messages::offset_delete_request::{
     OffsetDeleteRequest, OffsetDeleteRequestPartition, OffsetDeleteRequestTopic,
 };
 use shardlog_net::kafka_protocol::messages::{GroupId, TopicName};
-use shardlog_net::kafka_protocol::protocol::StrBytes;
 
 // Kafka error codes the tests expect.
 const NONE: i16 = 0;
@@ -81,58 +80,6 @@ fn consumer(bootstrap: &str, group: &str, assignor: Option<&str>) -> BaseConsume
         config.set("group.remote.assignor", assignor);
     }
     config.create().expect("consumer")
-}
-
-fn assigned(consumer: &BaseConsumer) -> Vec<i32> {
-    let mut parts: Vec<i32> = consumer
-        .assignment()
-        .map(|a| a.elements().iter().map(|e| e.partition()).collect())
-        .unwrap_or_default();
-    parts.sort_unstable();
-    parts
-}
-
-/// Polls every consumer (which runs its rebalance callbacks) until `done` holds for their
-/// assignments; panics with the last assignments after `within`.
-fn pump_until(
-    consumers: &[&BaseConsumer],
-    within: Duration,
-    done: impl Fn(&[Vec<i32>]) -> bool,
-) -> Vec<Vec<i32>> {
-    let deadline = Instant::now() + within;
-    loop {
-        for c in consumers {
-            if let Some(Err(e)) = c.poll(Duration::from_millis(20)) {
-                eprintln!("consumer error (retried by the client): {e}");
-            }
-        }
-        let now: Vec<Vec<i32>> = consumers.iter().map(|c| assigned(c)).collect();
-        if done(&now) {
-            return now;
-        }
-        assert!(Instant::now() < deadline, "assignments never settled: {now:?}");
-    }
-}
-
-/// The assignments are disjoint and cover partitions `0..n`, each consumer holding `sizes`.
-fn split(assignments: &[Vec<i32>], n: i32, mut sizes: Vec<usize>) -> bool {
-    let all: Vec<i32> = assignments.iter().flatten().copied().collect();
-    let unique: BTreeSet<i32> = all.iter().copied().collect();
-    let mut got: Vec<usize> = assignments.iter().map(Vec::len).collect();
-    got.sort_unstable();
-    sizes.sort_unstable();
-    all.len() == n as usize && unique == (0..n).collect() && got == sizes
-}
-
-fn s(v: &str) -> StrBytes {
-    StrBytes::from_string(v.to_string())
-}
-
-fn coordinator(broker: &Broker, group: &str) -> RawClient {
-    let mut client = RawClient::connect(broker.ports[0]);
-    let r = client.call(3, &FindCoordinatorRequest::default().with_key(s(group)).with_key_type(0));
-    assert_eq!(r.error_code, NONE, "{r:?}");
-    RawClient::connect(r.port as u16)
 }
 
 fn describe(client: &mut RawClient, group: &str) -> DescribedGroup {

@@ -7,6 +7,7 @@ use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
+use common::groups::{pump_until, s, split};
 use common::raw::{ensure_topic, topic_name, wait_until, RawClient};
 use common::{kcat, Broker};
 use rdkafka::config::ClientConfig;
@@ -35,7 +36,6 @@ use shardlog_net::kafka_protocol::messages::sync_group_request::{
     SyncGroupRequest, SyncGroupRequestAssignment,
 };
 use shardlog_net::kafka_protocol::messages::{GroupId, JoinGroupResponse};
-use shardlog_net::kafka_protocol::protocol::StrBytes;
 
 const SESSION_TIMEOUT_MS: &str = "6000";
 
@@ -92,47 +92,6 @@ fn produce(bootstrap: &str, topic: &str, partitions: i32, per_partition: usize) 
         }
     }
     producer.flush(Duration::from_secs(30)).expect("all records acknowledged");
-}
-
-fn assigned(consumer: &BaseConsumer) -> Vec<i32> {
-    let mut parts: Vec<i32> = consumer
-        .assignment()
-        .map(|a| a.elements().iter().map(|e| e.partition()).collect())
-        .unwrap_or_default();
-    parts.sort_unstable();
-    parts
-}
-
-/// Polls every consumer (which runs its rebalance callbacks) until `done` holds for their
-/// assignments; panics with the last assignments after `within`.
-fn pump_until(
-    consumers: &[&BaseConsumer],
-    within: Duration,
-    done: impl Fn(&[Vec<i32>]) -> bool,
-) -> Vec<Vec<i32>> {
-    let deadline = Instant::now() + within;
-    loop {
-        for c in consumers {
-            if let Some(Err(e)) = c.poll(Duration::from_millis(20)) {
-                eprintln!("consumer error (retried by the client): {e}");
-            }
-        }
-        let now: Vec<Vec<i32>> = consumers.iter().map(|c| assigned(c)).collect();
-        if done(&now) {
-            return now;
-        }
-        assert!(Instant::now() < deadline, "assignments never settled: {now:?}");
-    }
-}
-
-/// The assignments are disjoint and cover partitions `0..n`, each consumer holding `sizes`.
-fn split(assignments: &[Vec<i32>], n: i32, mut sizes: Vec<usize>) -> bool {
-    let all: Vec<i32> = assignments.iter().flatten().copied().collect();
-    let unique: BTreeSet<i32> = all.iter().copied().collect();
-    let mut got: Vec<usize> = assignments.iter().map(Vec::len).collect();
-    got.sort_unstable();
-    sizes.sort_unstable();
-    all.len() == n as usize && unique == (0..n).collect() && got == sizes
 }
 
 #[test]
@@ -529,10 +488,6 @@ fn kafka_go_group_reader_commits_and_resumes() {
 }
 
 // ---- the protocol, with a raw client ---------------------------------------------------------
-
-fn s(v: &str) -> StrBytes {
-    StrBytes::from_string(v.to_string())
-}
 
 fn gid(v: &str) -> GroupId {
     GroupId(s(v))

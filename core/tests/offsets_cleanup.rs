@@ -6,31 +6,19 @@ mod common;
 use std::path::Path;
 use std::time::{Duration, Instant};
 
+use common::groups::{coordinator, s};
 use common::raw::{ensure_topic, wait_until, RawClient};
 use common::Broker;
 use shardlog_net::kafka_protocol::messages::consumer_group_heartbeat_request::ConsumerGroupHeartbeatRequest;
 use shardlog_net::kafka_protocol::messages::delete_topics_request::DeleteTopicsRequest;
-use shardlog_net::kafka_protocol::messages::find_coordinator_request::FindCoordinatorRequest;
 use shardlog_net::kafka_protocol::messages::list_groups_request::ListGroupsRequest;
 use shardlog_net::kafka_protocol::messages::offset_commit_request::{
     OffsetCommitRequest, OffsetCommitRequestPartition, OffsetCommitRequestTopic,
 };
 use shardlog_net::kafka_protocol::messages::offset_fetch_request::OffsetFetchRequest;
 use shardlog_net::kafka_protocol::messages::{GroupId, TopicName};
-use shardlog_net::kafka_protocol::protocol::StrBytes;
 
 const NONE: i16 = 0;
-
-fn s(v: &str) -> StrBytes {
-    StrBytes::from_string(v.to_string())
-}
-
-fn coordinator(broker: &Broker, group: &str) -> RawClient {
-    let mut client = RawClient::connect(broker.ports[0]);
-    let r = client.call(3, &FindCoordinatorRequest::default().with_key(s(group)).with_key_type(0));
-    assert_eq!(r.error_code, NONE, "{r:?}");
-    RawClient::connect(r.port as u16)
-}
 
 /// OffsetCommit v9 of `offset` for partition 0 of `topic`; `member`/`epoch` empty/-1 for an
 /// admin commit.

@@ -1,6 +1,7 @@
 //! Test harness: the real `shardlog` binary on free ports with a temp data dir.
 #![allow(dead_code)]
 
+pub mod groups;
 pub mod raw;
 
 use std::io::{BufRead, BufReader};
