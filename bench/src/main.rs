@@ -198,23 +198,8 @@ fn run_command(a: RunArgs) -> Result<()> {
     Ok(())
 }
 
-/// glibc serves allocations above its mmap threshold (128 KiB at first) with fresh mappings:
-/// every batch buffer of the native client was then page-faulted in, zeroed by the kernel and
-/// unmapped again — a quarter of the producer thread's time in a profile. Above these sizes the
-/// client's buffers stay in the heap and are reused.
-fn keep_large_allocations_in_the_heap() {
-    const MMAP_THRESHOLD_BYTES: libc::c_int = 64 << 20;
-    const TRIM_THRESHOLD_BYTES: libc::c_int = 256 << 20;
-    // SAFETY: mallopt only changes allocator tunables; called first thing in main, before
-    // any other thread exists.
-    unsafe {
-        libc::mallopt(libc::M_MMAP_THRESHOLD, MMAP_THRESHOLD_BYTES);
-        libc::mallopt(libc::M_TRIM_THRESHOLD, TRIM_THRESHOLD_BYTES);
-    }
-}
-
 fn main() -> Result<()> {
-    keep_large_allocations_in_the_heap();
+    shardlog_net::alloc::keep_large_allocations_in_the_heap();
     match Cli::parse().command {
         Command::Run(a) => run_command(*a),
         Command::Probe { pid } => {

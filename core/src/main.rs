@@ -101,6 +101,7 @@ fn main() -> ExitCode {
 }
 
 fn start(args: StartArgs) -> ExitCode {
+    shardlog_net::alloc::keep_large_allocations_in_the_heap();
     tracing_subscriber::fmt()
         .with_env_filter(
             tracing_subscriber::EnvFilter::try_from_default_env()

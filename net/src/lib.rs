@@ -38,6 +38,7 @@
 //! }
 //! ```
 
+pub mod alloc;
 pub mod api_versions;
 pub mod error;
 pub mod fetch;

@@ -1,5 +1,5 @@
 //! What a report directory holds before the report is written: the runs (`runs.jsonl`, one
-//! [`RunResult`] per line), raw tool outputs under `raw/` (iperf3 JSON, dd's summary line,
+//! [`RunResult`] per line), raw tool outputs under `raw/` (iperf3 JSON, dd's summary lines,
 //! `machine.txt` key=value facts, `idle-<target>.json` probes, `callgrind.jsonl` from
 //! `perf-reports/callgrind.sh`) and folded stacks under `flame/`. Everything is parsed from the tools' own output, never typed in.
 
@@ -20,6 +20,11 @@ pub struct Machine {
     pub loopback_bytes_per_s: Option<f64>,
     /// dd sequential write with direct I/O (or fdatasync): bytes per second.
     pub disk_write_bytes_per_s: Option<f64>,
+    /// dd into the page cache after memory sat freed long enough for the host to reclaim it:
+    /// the rate at which a growing log can get new page-cache pages (first touch).
+    pub page_cache_new_bytes_per_s: Option<f64>,
+    /// dd into the page cache right after, reusing the memory the first dd freed.
+    pub page_cache_reused_bytes_per_s: Option<f64>,
 }
 
 /// One line of `raw/callgrind.jsonl`: a hot-path case's instruction count under callgrind.
@@ -69,9 +74,10 @@ pub fn load(dir: &Path) -> Result<Inputs> {
     if let Ok(t) = std::fs::read_to_string(raw.join("iperf3.json")) {
         machine.loopback_bytes_per_s = parse_iperf3(&t);
     }
-    if let Ok(t) = std::fs::read_to_string(raw.join("dd.txt")) {
-        machine.disk_write_bytes_per_s = parse_dd(&t);
-    }
+    let dd = |name: &str| std::fs::read_to_string(raw.join(name)).ok().and_then(|t| parse_dd(&t));
+    machine.disk_write_bytes_per_s = dd("dd.txt");
+    machine.page_cache_new_bytes_per_s = dd("page-cache-new-dd.txt");
+    machine.page_cache_reused_bytes_per_s = dd("page-cache-dd.txt");
     let mut callgrind = Vec::new();
     if let Ok(t) = std::fs::read_to_string(raw.join("callgrind.jsonl")) {
         for (i, line) in t.lines().enumerate().filter(|(_, l)| !l.trim().is_empty()) {
