@@ -67,6 +67,10 @@ pub struct LogConfig {
     pub min_compaction_lag_ms: i64,
     /// `max.compaction.lag.ms`: a dirty segment older than this is cleaned whatever the ratio.
     pub max_compaction_lag_ms: i64,
+    /// Not a Kafka setting: an append up to this size, with no write in flight, is written by
+    /// the shard itself instead of an io_uring worker (see `log_segment`). 0 pipelines every
+    /// append (tests use it to exercise that path with small batches).
+    pub sync_append_bytes_max: usize,
 }
 
 // `validate` rejects a NaN ratio, so equality is an equivalence.
@@ -91,6 +95,7 @@ impl Default for LogConfig {
             min_cleanable_dirty_ratio: 0.5,
             min_compaction_lag_ms: 0,
             max_compaction_lag_ms: i64::MAX,
+            sync_append_bytes_max: crate::log_segment::SYNC_APPEND_BYTES_MAX,
         }
     }
 }

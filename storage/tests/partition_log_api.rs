@@ -4,6 +4,7 @@
 
 mod common;
 
+use shardlog_storage::log_segment::SYNC_APPEND_BYTES_MAX;
 use shardlog_storage::log_config::LogConfig;
 use shardlog_storage::log_error::{KafkaError, LogError};
 use shardlog_storage::partition_log::PartitionLog;
@@ -432,9 +433,11 @@ fn pipelined_appends_become_readable_in_order_and_flush_waits_for_them() {
         let tmp = tempfile::tempdir().unwrap();
         let mut log = PartitionLog::open(tmp.path(), base_config(), None, None).await.unwrap();
         let mut pending = Vec::new();
+        // Large enough for the pipelined path (small appends are written at once).
+        let value_bytes = SYNC_APPEND_BYTES_MAX / 2 + 1;
         for i in 0..5 {
             let (info, written) =
-                log.submit_append(common::batch(2, 100, common::TS, i), 0, 0).await.unwrap();
+                log.submit_append(common::batch(2, value_bytes, common::TS, i), 0, 0).await.unwrap();
             assert_eq!(info.base_offset, 2 * i as i64);
             pending.push(written);
         }
@@ -455,6 +458,29 @@ fn pipelined_appends_become_readable_in_order_and_flush_waits_for_them() {
         }
         let all = common::read_all(&log.read(0, 1 << 20, 10, true).await.unwrap()).await;
         assert_eq!(common::batch_offsets(&all).len(), 5);
+        log.close().await.unwrap();
+    });
+}
+
+#[test]
+fn a_small_append_is_written_at_once_unless_a_write_is_in_flight() {
+    common::run(|| async {
+        let tmp = tempfile::tempdir().unwrap();
+        let mut log = PartitionLog::open(tmp.path(), base_config(), None, None).await.unwrap();
+        let (_, written) = log.submit_append(common::batch(2, 100, common::TS, 0), 0, 0).await.unwrap();
+        assert_eq!(log.readable_end_offset(), 2, "readable before any task ran");
+        written.wait().await.unwrap();
+
+        // Behind a large write in flight, a small one waits its turn: never readable first.
+        let big = common::batch(2, SYNC_APPEND_BYTES_MAX / 2 + 1, common::TS, 1);
+        let (_, big_written) = log.submit_append(big, 0, 0).await.unwrap();
+        let (_, small_written) = log.submit_append(common::batch(2, 100, common::TS, 2), 0, 0).await.unwrap();
+        assert_eq!(log.readable_end_offset(), 2, "neither is readable before the large write lands");
+        small_written.wait().await.unwrap();
+        assert!(big_written.wait().await.is_ok());
+        assert_eq!(log.readable_end_offset(), 6);
+        let all = common::read_all(&log.read(0, 1 << 20, 10, true).await.unwrap()).await;
+        assert_eq!(common::batch_offsets(&all), vec![(0, 1), (2, 3), (4, 5)]);
         log.close().await.unwrap();
     });
 }

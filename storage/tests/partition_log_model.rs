@@ -51,12 +51,15 @@ fn op() -> impl Strategy<Value = Op> {
 }
 
 fn config() -> impl Strategy<Value = LogConfig> {
-    (200u32..1500, 0u32..300, 12u32..100).prop_map(
-        |(segment_bytes, index_interval_bytes, segment_index_bytes)| LogConfig {
+    // Small appends are written at once when no write is in flight, others pipelined: both
+    // paths, and their mix, with either threshold.
+    (200u32..1500, 0u32..300, 12u32..100, prop_oneof![Just(0usize), Just(300), Just(usize::MAX)]).prop_map(
+        |(segment_bytes, index_interval_bytes, segment_index_bytes, sync_append_bytes_max)| LogConfig {
             segment_bytes,
             index_interval_bytes,
             segment_index_bytes,
             file_delete_delay_ms: 0,
+            sync_append_bytes_max,
             ..LogConfig::default()
         },
     )

@@ -343,6 +343,7 @@ impl BrokerConfig {
             min_cleanable_dirty_ratio: min_cleanable_ratio,
             min_compaction_lag_ms: v.int("log.cleaner.min.compaction.lag.ms"),
             max_compaction_lag_ms: v.int("log.cleaner.max.compaction.lag.ms"),
+            sync_append_bytes_max: shardlog_storage::log_segment::SYNC_APPEND_BYTES_MAX,
         };
         let min_insync_replicas = v.int("min.insync.replicas") as i32;
         check_consumer_group_timeouts(&v)?;
