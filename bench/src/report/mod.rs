@@ -125,7 +125,11 @@ pub fn write(dir: &Path) -> Result<()> {
     load_section(&mut md, &inp, dir)?;
     all_runs(&mut md, &inp);
     compare(&mut md, &inp, "shardlog-1-shard", MAIN_TARGET, "1 shard against 2 shards", SHARDS_NOTE);
-    compare(&mut md, &inp, "peer", MAIN_TARGET, "shardlog against the peer broker (PEER_BOOTSTRAP)", "");
+    // Any other target is the peer broker of PEER_BOOTSTRAP, under its PEER_NAME.
+    for peer in targets(&inp).into_iter().filter(|t| t != MAIN_TARGET && t != "shardlog-1-shard") {
+        let title = format!("{MAIN_TARGET} against {peer} (PEER_BOOTSTRAP)");
+        compare(&mut md, &inp, &peer, MAIN_TARGET, &title, "");
+    }
     resources(&mut md, &inp);
     cpu_section(&mut md, &profiles);
     callgrind_section(&mut md, &inp);
