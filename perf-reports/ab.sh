@@ -5,6 +5,7 @@
 # $OUT/ab.jsonl (OUT defaults to a temporary directory).
 #
 #   perf-reports/ab.sh BIN_A BIN_B [shardlog-bench run args…]
+#   perf-reports/ab.sh --summarize AB_JSONL BIN_A BIN_B   # the tables again from a run's JSON
 #   e.g. ROUNDS=4 perf-reports/ab.sh /tmp/shardlog-old target/release/shardlog \
 #          --producer-rate-msgs-per-s 110000 --producer-config linger.ms=0.3
 #
@@ -13,7 +14,43 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-[ $# -ge 2 ] || { sed -n '2,12p' "$0" >&2; exit 2; }
+summarize() { # AB_JSONL BIN_A BIN_B
+  python3 - "$@" <<'EOF'
+import json, statistics, sys
+runs = [json.loads(l) for l in open(sys.argv[1]) if l.strip()]
+print(f"A = {sys.argv[2]}\nB = {sys.argv[3]}")
+cols = ["produce msg/s", "consume msg/s", "broker CPU s/GB", "e2e p50 ms", "e2e p99 ms", "e2e p99.9 ms"]
+def row(p):
+    e = p.get("e2e_latency_us") or {}
+    gb = (p["produced"]["bytes"] or p["consumed"]["bytes"]) / 1e9
+    ms = lambda k: e[k] / 1000 if k in e else float("nan")
+    return [p["produced"]["msgs_per_s"], p["consumed"]["msgs_per_s"],
+            p["broker"]["cpu_s"] / gb if gb else float("nan"), ms("p50_us"), ms("p99_us"), ms("p999_us")]
+fmt = lambda x: "–" if x != x else f"{x:,.2f}"
+table = {}
+print("\n| run | phase | " + " | ".join(cols) + " |\n|---|---|" + "---:|" * len(cols))
+for r in runs:
+    for p in r["phases"]:
+        v = row(p)
+        table.setdefault((r["label"].split("/")[0], p["name"]), []).append(v)
+        print(f"| {r['label']} | {p['name']} | " + " | ".join(fmt(x) for x in v) + " |")
+print("\nMedians, and B ÷ A:\n\n| phase | " + " | ".join(cols) + " |\n|---|" + "---:|" * len(cols))
+for phase in dict.fromkeys(k[1] for k in table):
+    med = {side: [statistics.median(c) for c in zip(*table[(side, phase)])] for side in "AB" if (side, phase) in table}
+    if len(med) < 2:
+        continue
+    for side in "AB":
+        print(f"| {phase} {side} | " + " | ".join(fmt(x) for x in med[side]) + " |")
+    print(f"| {phase} B÷A | " + " | ".join(f"{b / a:.3f}" if a and a == a and b == b else "–" for a, b in zip(med["A"], med["B"])) + " |")
+EOF
+}
+
+if [ "${1:-}" = --summarize ]; then
+  [ $# -eq 4 ] || { sed -n '2,13p' "$0" >&2; exit 2; }
+  summarize "$2" "$3" "$4"
+  exit 0
+fi
+[ $# -ge 2 ] || { sed -n '2,13p' "$0" >&2; exit 2; }
 BIN_A=$(realpath "$1"); BIN_B=$(realpath "$2"); shift 2
 ROUNDS=${ROUNDS:-3}
 WORKLOAD=${WORKLOAD:-bench/workloads/1-topic-16-partitions-1kb.toml}
@@ -64,32 +101,5 @@ for round in $(seq "$ROUNDS"); do
   run_one "B/$round" "$BIN_B" "$@"
 done
 
-python3 - "$OUT/ab.jsonl" "$BIN_A" "$BIN_B" <<'EOF'
-import json, statistics, sys
-runs = [json.loads(l) for l in open(sys.argv[1]) if l.strip()]
-print(f"A = {sys.argv[2]}\nB = {sys.argv[3]}")
-cols = ["produce msg/s", "consume msg/s", "broker CPU s/GB", "e2e p50 ms", "e2e p99 ms", "e2e p99.9 ms"]
-def row(p):
-    e = p.get("e2e_latency_us") or {}
-    gb = (p["produced"]["bytes"] or p["consumed"]["bytes"]) / 1e9
-    ms = lambda k: e[k] / 1000 if k in e else float("nan")
-    return [p["produced"]["msgs_per_s"], p["consumed"]["msgs_per_s"],
-            p["broker"]["cpu_s"] / gb if gb else float("nan"), ms("p50_us"), ms("p99_us"), ms("p999_us")]
-fmt = lambda x: "–" if x != x else f"{x:,.2f}"
-table = {}
-print("\n| run | phase | " + " | ".join(cols) + " |\n|---|---|" + "---:|" * len(cols))
-for r in runs:
-    for p in r["phases"]:
-        v = row(p)
-        table.setdefault((r["label"].split("/")[0], p["name"]), []).append(v)
-        print(f"| {r['label']} | {p['name']} | " + " | ".join(fmt(x) for x in v) + " |")
-print("\nMedians, and B ÷ A:\n\n| phase | " + " | ".join(cols) + " |\n|---|" + "---:|" * len(cols))
-for phase in dict.fromkeys(k[1] for k in table):
-    med = {side: [statistics.median(c) for c in zip(*table[(side, phase)])] for side in "AB" if (side, phase) in table}
-    if len(med) < 2:
-        continue
-    for side in "AB":
-        print(f"| {phase} {side} | " + " | ".join(fmt(x) for x in med[side]) + " |")
-    print(f"| {phase} B÷A | " + " | ".join(f"{b / a:.3f}" if a and a == a and b == b else "–" for a, b in zip(med["A"], med["B"])) + " |")
-EOF
+summarize "$OUT/ab.jsonl" "$BIN_A" "$BIN_B"
 echo "runs: $OUT/ab.jsonl" >&2

@@ -361,8 +361,6 @@ fn configs_describe_and_alter_round_trip() {
     );
 }
 
-/// Runs shardlog with `stdin` piped in (not a terminal: no prompt).
-
 /// `partition|key|value` lines of everything in `topic`, sorted.
 fn kcat_read(b: &str, topic: &str) -> Vec<(i32, String, String)> {
     let out = kcat(&["-b", b, "-t", topic, "-C", "-e", "-q", "-f", "%p|%k|%s\n"], "");

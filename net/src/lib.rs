@@ -53,7 +53,7 @@ mod writable;
 pub use api_versions::{api_versions_fallback_frame, api_versions_response, SUPPORTED_APIS};
 pub use error::{KafkaError, NONE};
 pub use fetch::{encode_fetch_response, FetchPartition, FetchResponseParts, FetchTopic, FileRegion};
-pub use frame::{read_frame, FrameError};
+pub use frame::{read_frame, FrameError, FramePool};
 pub use legacy::LegacyRequest;
 pub use request::{parse_request, Disposition, Request, RequestError};
 pub use response::{encode_response, EncodeError};

@@ -567,7 +567,7 @@ pub(crate) mod tests {
             put_varint(&mut body, i as i64); // offsetDelta
             put_varint(&mut body, -1); // key null
             put_varint(&mut body, value_len as i64);
-            body.extend(std::iter::repeat(b'v').take(value_len));
+            body.extend(std::iter::repeat_n(b'v', value_len));
             put_varint(&mut body, 0); // headers
             put_varint(&mut records, body.len() as i64);
             records.extend_from_slice(&body);

@@ -11,7 +11,7 @@ use std::time::Duration;
 
 use futures_lite::AsyncWriteExt;
 use glommio::net::TcpStream;
-use shardlog_net::{api_versions_fallback_frame, parse_request, read_frame, send_parts, Disposition};
+use shardlog_net::{api_versions_fallback_frame, parse_request, send_parts, Disposition};
 
 use super::Shard;
 use crate::handlers::{self, Response};
@@ -26,7 +26,7 @@ pub async fn serve(shard: &Shard, mut stream: TcpStream) {
     loop {
         let frame = if idle_ms > 0 {
             match glommio::timer::timeout(Duration::from_millis(idle_ms as u64), async {
-                Ok(read_frame(&mut stream, max_frame_bytes).await)
+                Ok(shard.frames.read_frame(&mut stream, max_frame_bytes).await)
             })
             .await
             {
@@ -37,7 +37,7 @@ pub async fn serve(shard: &Shard, mut stream: TcpStream) {
                 }
             }
         } else {
-            read_frame(&mut stream, max_frame_bytes).await
+            shard.frames.read_frame(&mut stream, max_frame_bytes).await
         };
         let frame = match frame {
             Ok(Some(frame)) => frame,
@@ -52,6 +52,8 @@ pub async fn serve(shard: &Shard, mut stream: TcpStream) {
             tracing::debug!("closing connection from {peer}: shutting down");
             return;
         }
+        // Handed back to the pool once the request is served and nothing else holds it.
+        let frame_buffer = frame.clone();
         let request = match parse_request(frame) {
             Ok(request) => request,
             Err(e) => match e.disposition() {
@@ -83,6 +85,7 @@ pub async fn serve(shard: &Shard, mut stream: TcpStream) {
         };
         let sent = within_idle_limit(idle_ms, send).await;
         shard.request_finished();
+        shard.frames.give_back(frame_buffer);
         if let Err(reason) = sent {
             tracing::debug!("closing connection from {peer}: {reason}");
             return;

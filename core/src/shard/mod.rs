@@ -33,6 +33,9 @@ use crate::topic_config::log_config_for;
 /// Connections one shard serves at once; more are closed right after accept, so a flood of
 /// clients costs a bounded amount of memory.
 pub const CONNECTIONS_PER_SHARD_MAX: usize = 10_000;
+/// Finished request buffers a shard keeps for its next requests (each at most 1 MiB): enough
+/// for the connections that send large produce requests at once, bounded whatever their number.
+const FRAME_POOL_BUFFERS: usize = 16;
 /// How long a clean shutdown waits for in-flight requests before closing the logs anyway.
 const SHUTDOWN_DRAIN_MS: u64 = 5_000;
 /// How long a shard retries binding a port that is in use (see [`bind_exclusive`]).
@@ -60,6 +63,8 @@ pub struct Shard {
     /// The consumer groups this shard coordinates (those of the `__consumer_offsets`
     /// partitions it leads).
     pub groups: crate::group::GroupCoordinator,
+    /// Request buffers of finished requests, reused by the next ones.
+    pub frames: shardlog_net::FramePool,
 }
 
 pub fn now_ms() -> i64 {
@@ -178,6 +183,7 @@ async fn start(
         recovery_points: RefCell::new(recovery_points),
         cleaner_checkpoints: RefCell::new(cleaner_checkpoints),
         groups: crate::group::GroupCoordinator::new(),
+        frames: shardlog_net::FramePool::new(FRAME_POOL_BUFFERS),
     });
     shard.sync_partitions().await;
     tracing::info!(
