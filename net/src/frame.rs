@@ -99,7 +99,11 @@ impl FramePool {
     /// Reads one frame's payload (without its size prefix), into a spare buffer when one fits.
     ///
     /// `Ok(None)`: the peer closed the connection cleanly between frames.
-    pub async fn read_frame<R>(&self, stream: &mut R, max_frame_bytes: usize) -> Result<Option<Bytes>, FrameError>
+    pub async fn read_frame<R>(
+        &self,
+        stream: &mut R,
+        max_frame_bytes: usize,
+    ) -> Result<Option<Bytes>, FrameError>
     where
         R: AsyncRead + Unpin,
     {
@@ -111,7 +115,10 @@ impl FramePool {
                 if filled == 0 {
                     return Ok(None);
                 }
-                return Err(FrameError::Truncated { received_bytes: filled, expected_bytes: SIZE_PREFIX_BYTES });
+                return Err(FrameError::Truncated {
+                    received_bytes: filled,
+                    expected_bytes: SIZE_PREFIX_BYTES,
+                });
             }
             filled += n;
         }

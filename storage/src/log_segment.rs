@@ -819,12 +819,53 @@ enum HeaderStep {
 
 /// Reads a segment in windows so that walking many small batches costs few reads, and never
 /// reads past `end_position` whatever a length field says.
+///
+/// A window that is in the page cache is read with one `preadv2(RWF_NOWAIT)` on the shard's
+/// thread; only when the kernel says it would block (pages not cached) does the read go
+/// through io_uring. Fetches walk batch headers one window each: through io_uring every window
+/// cost a submission, a completion and a task wake-up, and a fetch of 100 partitions of small
+/// batches spent most of the broker's CPU in that machinery (2.9 CPU-s per GB drained against
+/// 0.47 for 16 partitions of large batches).
 struct SegmentReader<'f> {
     file: &'f BufferedFile,
     end_position: u64,
     window_bytes: usize,
     window_start: u64,
-    window: Option<ReadResult>,
+    window: Option<Window>,
+}
+
+/// Windows up to this size are first tried from the page cache without io_uring.
+const CACHED_READ_BYTES_MAX: usize = 64 * 1024;
+
+enum Window {
+    Cached(Vec<u8>),
+    Read(ReadResult),
+}
+
+impl Window {
+    fn bytes(&self) -> &[u8] {
+        match self {
+            Window::Cached(bytes) => bytes,
+            Window::Read(read) => read,
+        }
+    }
+}
+
+/// The `len` bytes at `position` if the page cache holds all of them, read without blocking;
+/// `None` when any is not cached, the file is shorter, or the read failed (the caller then
+/// reads through io_uring, which reports real errors).
+fn read_cached(file: &BufferedFile, position: u64, len: usize) -> Option<Vec<u8>> {
+    use std::os::unix::io::AsRawFd;
+    if len > CACHED_READ_BYTES_MAX {
+        return None;
+    }
+    let offset = libc::off_t::try_from(position).ok()?;
+    let mut buf = vec![0u8; len];
+    let iov = libc::iovec { iov_base: buf.as_mut_ptr().cast(), iov_len: len };
+    // SAFETY: `iov` describes `buf`, which outlives the call; the descriptor belongs to `file`,
+    // borrowed for the duration of the call.
+    let n = unsafe { libc::preadv2(file.as_raw_fd(), &iov, 1, offset, libc::RWF_NOWAIT) };
+    (usize::try_from(n).ok()? == len).then_some(buf)
 }
 
 impl<'f> SegmentReader<'f> {
@@ -839,16 +880,19 @@ impl<'f> SegmentReader<'f> {
         if end > self.end_position {
             return Ok(None);
         }
-        let window_end = self.window_start + self.window.as_ref().map_or(0, |w| w.len() as u64);
+        let window_end = self.window_start + self.window.as_ref().map_or(0, |w| w.bytes().len() as u64);
         if self.window.is_none() || position < self.window_start || end > window_end {
             let want = (len.max(self.window_bytes) as u64).min(self.end_position - position) as usize;
-            let read = self.file.read_at(position, want).await?;
+            let window = match read_cached(self.file, position, want) {
+                Some(bytes) => Window::Cached(bytes),
+                None => Window::Read(self.file.read_at(position, want).await?),
+            };
             self.window_start = position;
-            self.window = Some(read);
+            self.window = Some(window);
         }
         let Some(window) = self.window.as_ref() else { return Ok(None) };
         let at = (position - self.window_start) as usize;
-        Ok(window.get(at..at + len))
+        Ok(window.bytes().get(at..at + len))
     }
 
     async fn header_at(&mut self, position: u64) -> Result<HeaderStep> {
@@ -881,4 +925,51 @@ impl<'f> SegmentReader<'f> {
 
 fn invalid_data(message: String) -> LogError {
     LogError::Io(std::io::Error::new(std::io::ErrorKind::InvalidData, message))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn run<F, Fut>(body: F)
+    where
+        F: FnOnce() -> Fut + Send + 'static,
+        Fut: std::future::Future<Output = ()> + 'static,
+    {
+        glommio::LocalExecutorBuilder::default().spawn(body).expect("executor").join().expect("test body");
+    }
+
+    #[test]
+    fn cached_reads_return_exactly_the_bytes_or_leave_it_to_io_uring() {
+        run(|| async {
+            let dir = tempfile::tempdir().unwrap();
+            let path = dir.path().join("00000000000000000000.log");
+            let data: Vec<u8> = (0..100_000u32).map(|i| (i % 251) as u8).collect();
+            std::fs::write(&path, &data).unwrap();
+            let file = BufferedFile::open(&path).await.unwrap();
+            // Just written through the page cache: served without io_uring, byte for byte.
+            assert_eq!(read_cached(&file, 100, 4096).as_deref(), Some(&data[100..4196]));
+            // Past the end of the file (a short read), or larger than a cached read may be:
+            // nothing, and the reader goes through io_uring instead.
+            assert_eq!(read_cached(&file, 99_000, 4096), None);
+            assert_eq!(read_cached(&file, 0, CACHED_READ_BYTES_MAX + 1), None);
+            // The reader gives the same bytes whichever way its windows are read: 4 KiB windows
+            // from the page cache, windows too large for that through io_uring.
+            for window_bytes in [4096, CACHED_READ_BYTES_MAX + 1] {
+                let mut reader = SegmentReader::new(&file, data.len() as u64, window_bytes);
+                for (i, (position, len)) in
+                    [(0u64, 61usize), (5_000, 3_000), (99_990, 10), (90_000, 1_000)].into_iter().enumerate()
+                {
+                    let got = reader.bytes(position, len).await.unwrap().map(<[u8]>::to_vec);
+                    assert_eq!(got.as_deref(), Some(&data[position as usize..position as usize + len]));
+                    if i == 0 {
+                        let cached = matches!(reader.window, Some(Window::Cached(_)));
+                        assert_eq!(cached, window_bytes <= CACHED_READ_BYTES_MAX);
+                    }
+                }
+                assert_eq!(reader.bytes(99_999, 2).await.unwrap(), None, "never past end_position");
+            }
+            file.close().await.unwrap();
+        });
+    }
 }

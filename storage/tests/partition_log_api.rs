@@ -4,9 +4,9 @@
 
 mod common;
 
-use shardlog_storage::log_segment::SYNC_APPEND_BYTES_MAX;
 use shardlog_storage::log_config::LogConfig;
 use shardlog_storage::log_error::{KafkaError, LogError};
+use shardlog_storage::log_segment::SYNC_APPEND_BYTES_MAX;
 use shardlog_storage::partition_log::PartitionLog;
 use shardlog_storage::record_batch::{rewrite, BatchError, RecordBatch, TimestampType};
 

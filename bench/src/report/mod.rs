@@ -214,7 +214,9 @@ fn header(md: &mut String, inp: &Inputs) {
              the cost of the rest as the kernel's copy into the page cache \
              (`copy_folio_from_iter_atomic` in the `iou-wrk` threads). On bare metal the two rates \
              are equal.\n",
-            m.facts.get("page_reporting_order").map_or(String::new(), |v| format!(", page_reporting_order={v}")),
+            m.facts
+                .get("page_reporting_order")
+                .map_or(String::new(), |v| format!(", page_reporting_order={v}")),
             new / reused
         );
     }
