@@ -214,6 +214,14 @@ matrix() {
     done
   fi
   bench "$target" "$boot" "$pid" omb 100-partitions 1-topic-100-partitions-1kb.toml
+  if [ "$full" = 1 ]; then
+    # The same 1 KiB closed loop with every in-sync replica acknowledging, and compressed
+    # (the bench's payload compresses well; MB/s counts uncompressed bytes).
+    bench "$target" "$boot" "$pid" acks all 1-topic-16-partitions-1kb.toml --acks all
+    for codec in lz4 zstd; do
+      bench "$target" "$boot" "$pid" compression "$codec" 1-topic-16-partitions-1kb.toml --compression "$codec"
+    done
+  fi
   bench "$target" "$boot" "$pid" backlog 1024 backlog-drain-1kb.toml --consumer-backlog-bytes "$BACKLOG_BYTES"
   # The core produce+consume scenarios again with our own client, so no figure rests on
   # librdkafka alone; the load point uses librdkafka's rate, so latencies compare like for like.
