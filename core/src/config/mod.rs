@@ -283,6 +283,12 @@ impl BrokerConfig {
         if log_dir.is_empty() {
             return Err(invalid("log.dirs", &log_dir, "empty"));
         }
+        // Relative to the working directory, as Kafka's, but resolved once here: glommio
+        // cannot open a directory it just created under a relative path (EBADF), which made
+        // the first start with the embedded default (`./shardlog-data`) fail.
+        let log_dir = std::path::absolute(&log_dir).map_err(|e| {
+            invalid("log.dirs", &log_dir, &format!("cannot resolve against the working directory: {e}"))
+        })?;
         let shard_ports = match given.get("shard.ports") {
             Some(text) => Some(
                 text.split(',')
@@ -364,7 +370,7 @@ impl BrokerConfig {
             listener,
             other_listeners,
             advertised_host,
-            log_dir: PathBuf::from(log_dir),
+            log_dir,
             num_shards: v.int_opt("num.shards").map(|n| n as usize),
             shard_ports,
             num_partitions: v.int("num.partitions") as i32,
@@ -556,7 +562,7 @@ mod tests {
     fn embedded_default_is_a_single_local_broker() {
         let c = load(&[]).unwrap();
         assert_eq!(c.listener, Listener { name: "PLAINTEXT".into(), host: "127.0.0.1".into(), port: 9092 });
-        assert_eq!(c.log_dir, PathBuf::from("./shardlog-data"));
+        assert_eq!(c.log_dir, std::env::current_dir().unwrap().join("shardlog-data"));
         assert!(c.auto_create_topics_enable);
         assert_eq!(c.num_partitions, 1);
         assert_eq!(c.log_defaults.max_message_bytes, 1048588);
