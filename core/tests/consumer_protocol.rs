@@ -355,9 +355,20 @@ fn kip848_protocol_errors_and_revocation_before_assignment() {
     // A leaves (epoch -1): B is answered everything on its next heartbeats.
     let r = c.call(1, &heartbeat_request(group, "m-a", -1));
     assert_eq!((r.error_code, r.member_epoch), (NONE, -1), "{r:?}");
-    let mut b_owned = b_now;
-    let got_all = wait_until(Duration::from_secs(10), || {
-        let epoch = b_epoch_now(&mut c, group);
+    let b_owned = b_heartbeats_until_it_owns_all_three(&mut c, group, b_now);
+    assert_eq!(count(&b_owned), 3, "B never got all three partitions: {b_owned:?}");
+}
+
+/// B's current epoch as the coordinator describes it.
+/// Heartbeats as member "m-b", reporting what it owns, until it owns the topic's three
+/// partitions or 10 s pass; returns what it owns last.
+fn b_heartbeats_until_it_owns_all_three(
+    c: &mut RawClient,
+    group: &str,
+    mut b_owned: Vec<TopicPartitions>,
+) -> Vec<TopicPartitions> {
+    wait_until(Duration::from_secs(10), || {
+        let epoch = b_epoch_now(c, group);
         let r =
             c.call(1, &heartbeat_request(group, "m-b", epoch).with_topic_partitions(Some(b_owned.clone())));
         assert_eq!(r.error_code, NONE, "{r:?}");
@@ -366,10 +377,9 @@ fn kip848_protocol_errors_and_revocation_before_assignment() {
         }
         count(&b_owned) == 3
     });
-    assert!(got_all, "B never got all three partitions: {b_owned:?}");
+    b_owned
 }
 
-/// B's current epoch as the coordinator describes it.
 fn b_epoch_now(c: &mut RawClient, group: &str) -> i32 {
     describe(c, group)
         .members
@@ -604,18 +614,8 @@ fn kip848_member_that_does_not_revoke_within_its_rebalance_timeout_is_fenced() {
     });
     assert!(fenced, "A was never fenced: {:?}", describe(&mut c, group));
     // B gets everything once A is gone.
-    let mut b_owned = vec![];
-    let got_all = wait_until(Duration::from_secs(10), || {
-        let epoch = b_epoch_now(&mut c, group);
-        let r =
-            c.call(1, &heartbeat_request(group, "m-b", epoch).with_topic_partitions(Some(b_owned.clone())));
-        assert_eq!(r.error_code, NONE, "{r:?}");
-        if r.assignment.is_some() {
-            b_owned = owned(&r);
-        }
-        count(&b_owned) == 3
-    });
-    assert!(got_all, "{:?}", describe(&mut c, group));
+    let b_owned = b_heartbeats_until_it_owns_all_three(&mut c, group, vec![]);
+    assert_eq!(count(&b_owned), 3, "{:?}", describe(&mut c, group));
 }
 
 fn classic_consumer(bootstrap: &str, group: &str) -> BaseConsumer {
