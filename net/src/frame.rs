@@ -86,11 +86,17 @@ impl FramePool {
         self.spare.borrow().len()
     }
 
-    /// A spare buffer whose capacity holds `size` bytes, trimmed to `size` initialised bytes
-    /// where it has them (the read overwrites them all; `read_frame` zeroes only the rest).
+    /// The smallest spare buffer whose capacity holds `size` bytes (so a small request, which
+    /// a long poll may hold for a while, does not take a buffer a large one could use),
+    /// trimmed to `size` initialised bytes where it has them (the read overwrites them all;
+    /// `read_frame` zeroes only the rest).
     fn take(&self, size: usize) -> Option<BytesMut> {
         let mut spare = self.spare.borrow_mut();
-        let at = spare.iter().position(|b| b.capacity() >= size)?;
+        let (at, _) = spare
+            .iter()
+            .enumerate()
+            .filter(|(_, b)| b.capacity() >= size)
+            .min_by_key(|(_, b)| b.capacity())?;
         let mut buf = spare.swap_remove(at);
         buf.truncate(size);
         Some(buf)
@@ -300,6 +306,24 @@ mod tests {
                 pool.give_back(c);
             });
         }
+    }
+
+    #[test]
+    fn a_frame_takes_the_smallest_spare_buffer_that_fits() {
+        let pool = FramePool::new(2);
+        let mut r = Cursor::new(framed(&[&[1u8; 900], &[2u8; 100], &[3u8; 50], &[4u8; 800]]));
+        block_on(async {
+            let big = pool.read_frame(&mut r, 1 << 20).await.unwrap().unwrap();
+            let small = pool.read_frame(&mut r, 1 << 20).await.unwrap().unwrap();
+            let (big_ptr, small_ptr) = (big.as_ptr(), small.as_ptr());
+            pool.give_back(big);
+            pool.give_back(small);
+            let tiny = pool.read_frame(&mut r, 1 << 20).await.unwrap().unwrap();
+            assert_eq!(tiny.as_ptr(), small_ptr, "the 100-byte buffer, not the 900-byte one");
+            let large = pool.read_frame(&mut r, 1 << 20).await.unwrap().unwrap();
+            assert_eq!(large.as_ptr(), big_ptr);
+            assert_eq!(&large[..], &[4u8; 800][..]);
+        });
     }
 
     #[test]
