@@ -10,7 +10,8 @@
 #          --producer-rate-msgs-per-s 110000 --producer-config linger.ms=0.3
 #
 # Knobs (environment): ROUNDS (3), WORKLOAD (bench/workloads/1-topic-16-partitions-1kb.toml),
-# DURATION_S (5), SHARDS (2), OUT. A benchmark, not a test: it asserts nothing about timing.
+# DURATION_S (5), SHARDS (2), OUT, PAGE_CACHE (full | new: perf-reports/page-cache.sh, which
+# runs before every round). A benchmark, not a test: it asserts nothing about timing.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -68,7 +69,10 @@ free_port() {
 }
 
 BROKER_PID=""; DATA=""
+PAGE_CACHE_BALLAST=$(mktemp /var/tmp/shardlog-ab-ballast.XXXXXX)
+. perf-reports/page-cache.sh
 cleanup() {
+  page_cache_ballast_remove
   if [ -n "$BROKER_PID" ]; then kill -KILL "$BROKER_PID" 2>/dev/null || true; fi
   if [ -n "$DATA" ]; then rm -rf "$DATA"; fi
 }
@@ -79,6 +83,7 @@ run_one() { # LABEL BIN [bench args…]
   shift 2
   for _ in $(seq "$SHARDS"); do ports+=("$(free_port)"); done
   DATA=$(mktemp -d /var/tmp/shardlog-ab-data.XXXXXX)
+  fill_page_cache
   "$bin" start --override "log.dirs=$DATA" --override "listeners=PLAINTEXT://127.0.0.1:${ports[0]}" \
     --override "num.shards=$SHARDS" --override "shard.ports=$(IFS=,; echo "${ports[*]}")" \
     >"$DATA/broker.log" 2>&1 &

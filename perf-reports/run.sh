@@ -13,7 +13,9 @@
 # SIZES ("100 1024 4096 16384 65536"), LOADS ("10 25 50 75 90", % of the closed-loop max),
 # BACKLOG_BYTES (1 GiB), PROFILE (1), PERF_HZ (1999), PEER_BOOTSTRAP (host:port), PEER_PID (its pid, for CPU and
 # RSS), PEER_NAME (peer), REPORT_DIR (perf-reports/<UTC date>), CALLGRIND (1: instruction counts
-# of the hot-path micro-benchmarks with perf-reports/callgrind.sh).
+# of the hot-path micro-benchmarks with perf-reports/callgrind.sh), PAGE_CACHE (full: memory kept
+# full of page cache before every run, as on a broker that has run a while; new: left free —
+# see perf-reports/page-cache.sh).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -65,6 +67,8 @@ cleanup() {
   rm -rf "$WORK"
 }
 trap cleanup EXIT
+PAGE_CACHE_BALLAST=$WORK/page-cache-ballast
+. perf-reports/page-cache.sh
 
 rm -rf "$OUT"
 mkdir -p "$OUT/raw" "$OUT/flame" "$OUT/plots"
@@ -120,17 +124,28 @@ rm -f "$WORK/dd.tmp"
 # A virtual machine's memory may be backed by the host only while the guest uses it: this
 # one's balloon driver reports freed pages to the host within seconds
 # (/sys/module/page_reporting), and the next write into such a page waits for the host to back
-# it again. A log that grows needs new page-cache pages all the time, so this first-touch rate,
-# not the disk, caps produce throughput here (dd: 0.36-0.78 GB/s first touch against 2.8-3.8 GB/s
-# into memory freed a moment before). Warming memory up front cannot help: the host takes it
-# back as soon as it is freed. Both rates are measured so the report can show produce throughput
-# against the first one; on bare metal they are the same.
+# it again. A log that grows into free memory needs new pages all the time, so this first-touch
+# rate, not the disk, caps produce throughput on a fresh VM (dd: 0.36-0.78 GB/s first touch
+# against 2.8-3.8 GB/s into memory freed a moment before). Touching memory once and freeing it
+# cannot help: the host takes it back within seconds. Keeping it in use as clean page cache
+# does (PAGE_CACHE=full, perf-reports/page-cache.sh): the broker's writes then get pages the
+# kernel reclaims, as on a broker that has run a while. All three rates are measured; on bare
+# metal they are the same.
 log "machine limit: page-cache write of memory the host reclaimed (dd ${DD_MIB} MiB after ${PAGE_CACHE_SETTLE_S} s idle), then of memory just freed"
 sleep "$PAGE_CACHE_SETTLE_S"
 dd if=/dev/zero of="$WORK/pc.tmp" bs=1M count="$DD_MIB" 2>"$OUT/raw/page-cache-new-dd.txt"
 rm -f "$WORK/pc.tmp"
 dd if=/dev/zero of="$WORK/pc.tmp" bs=1M count="$DD_MIB" 2>"$OUT/raw/page-cache-dd.txt"
 rm -f "$WORK/pc.tmp"
+# The rate the runs below see: writes into a page cache that fills memory, whose new pages the
+# kernel reclaims from older clean ones (perf-reports/page-cache.sh).
+echo "page_cache_mode=$PAGE_CACHE" >>"$OUT/raw/machine.txt"
+if [ "$PAGE_CACHE" = full ]; then
+  log "machine limit: page-cache write with memory full of page cache (dd ${DD_MIB} MiB)"
+  fill_page_cache
+  dd if=/dev/zero of="$WORK/pc.tmp" bs=1M count="$DD_MIB" 2>"$OUT/raw/page-cache-full-dd.txt"
+  rm -f "$WORK/pc.tmp"
+fi
 if [ -r /sys/module/page_reporting/parameters/page_reporting_order ]; then
   echo "page_reporting_order=$(cat /sys/module/page_reporting/parameters/page_reporting_order)" >>"$OUT/raw/machine.txt"
 fi
@@ -186,6 +201,7 @@ bench() {
   local pid_args=()
   [ -z "$pid" ] || pid_args=(--broker-pid "$pid")
   log "$target / $CLIENT / $series / $point"
+  fill_page_cache
   "$BENCH" run --client "$CLIENT" --workload "bench/workloads/$workload" --bootstrap "$boot" \
     --label "$target/$CLIENT/$series/$point" --tag "target=$target" --tag "series=$series" --tag "point=$point" \
     --test-duration-s "$DURATION_S" --warmup-s "$WARMUP_S" --json "$OUT/runs.jsonl" \
@@ -223,6 +239,7 @@ matrix() {
     done
   fi
   bench "$target" "$boot" "$pid" backlog 1024 backlog-drain-1kb.toml --consumer-backlog-bytes "$BACKLOG_BYTES"
+  bench "$target" "$boot" "$pid" backlog 16384 backlog-drain-16kb.toml
   # The core produce+consume scenarios again with our own client, so no figure rests on
   # librdkafka alone; the load point uses librdkafka's rate, so latencies compare like for like.
   CLIENT=native
@@ -233,6 +250,7 @@ matrix() {
     bench "$target" "$boot" "$pid" load 50 1-topic-16-partitions-1kb.toml --producer-rate-msgs-per-s $((max_rate * 50 / 100))
   fi
   bench "$target" "$boot" "$pid" backlog 1024 backlog-drain-1kb.toml --consumer-backlog-bytes "$BACKLOG_BYTES"
+  bench "$target" "$boot" "$pid" backlog 16384 backlog-drain-16kb.toml
   CLIENT=rdkafka
   if [ -n "$profile_prefix" ]; then
     # A run of its own: perf's sampling costs CPU, so profiled figures are not the figures.

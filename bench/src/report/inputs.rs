@@ -25,6 +25,20 @@ pub struct Machine {
     pub page_cache_new_bytes_per_s: Option<f64>,
     /// dd into the page cache right after, reusing the memory the first dd freed.
     pub page_cache_reused_bytes_per_s: Option<f64>,
+    /// dd into the page cache with memory full of other clean page cache (`PAGE_CACHE=full`):
+    /// new pages are reclaimed from older ones, as on a broker that has run a while.
+    pub page_cache_full_bytes_per_s: Option<f64>,
+}
+
+impl Machine {
+    /// The page-cache write rate the runs of this report saw: with memory kept full of page
+    /// cache (`page_cache_mode=full`) the reclaim rate, else the first-touch rate.
+    pub fn page_cache_write_bytes_per_s(&self) -> Option<f64> {
+        match self.facts.get("page_cache_mode").map(String::as_str) {
+            Some("full") => self.page_cache_full_bytes_per_s,
+            _ => self.page_cache_new_bytes_per_s,
+        }
+    }
 }
 
 /// One line of `raw/callgrind.jsonl`: a hot-path case's instruction count under callgrind.
@@ -78,6 +92,7 @@ pub fn load(dir: &Path) -> Result<Inputs> {
     machine.disk_write_bytes_per_s = dd("dd.txt");
     machine.page_cache_new_bytes_per_s = dd("page-cache-new-dd.txt");
     machine.page_cache_reused_bytes_per_s = dd("page-cache-dd.txt");
+    machine.page_cache_full_bytes_per_s = dd("page-cache-full-dd.txt");
     let mut callgrind = Vec::new();
     if let Ok(t) = std::fs::read_to_string(raw.join("callgrind.jsonl")) {
         for (i, line) in t.lines().enumerate().filter(|(_, l)| !l.trim().is_empty()) {
