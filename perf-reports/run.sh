@@ -11,7 +11,7 @@
 #
 # Knobs (environment): DURATION_S (measured seconds per run, 5), WARMUP_S (1),
 # SIZES ("100 1024 4096 16384 65536"), LOADS ("10 25 50 75 90", % of the closed-loop max),
-# BACKLOG_BYTES (1 GiB), PROFILE (1), PERF_HZ (1999), PEER_BOOTSTRAP (host:port), PEER_PID (its pid, for CPU and
+# BACKLOG_BYTES (3 GiB), PROFILE (1), PERF_HZ (1999), PEER_BOOTSTRAP (host:port), PEER_PID (its pid, for CPU and
 # RSS), PEER_NAME (peer), REPORT_DIR (perf-reports/<UTC date>), CALLGRIND (1: instruction counts
 # of the hot-path micro-benchmarks with perf-reports/callgrind.sh), PAGE_CACHE (full: memory kept
 # full of page cache before every run, as on a broker that has run a while; new: left free —
@@ -23,7 +23,7 @@ DURATION_S=${DURATION_S:-5}
 WARMUP_S=${WARMUP_S:-1}
 SIZES=${SIZES:-"100 1024 4096 16384 65536"}
 LOADS=${LOADS:-"10 25 50 75 90"}
-BACKLOG_BYTES=${BACKLOG_BYTES:-1073741824}
+BACKLOG_BYTES=${BACKLOG_BYTES:-3221225472}
 PROFILE=${PROFILE:-1}
 PERF_HZ=${PERF_HZ:-1999}
 PEER_NAME=${PEER_NAME:-peer}
