@@ -14,11 +14,15 @@
 //! the log must be reopened, whose recovery truncates at the hole.
 //!
 //! The exception is a small append with no write in flight: the shard `pwrite`s it itself
-//! (at most `LogConfig::sync_append_bytes_max`, [`SYNC_APPEND_BYTES_MAX`] by default). Handing a few KiB to a kernel worker costs more than
-//! copying them — two thread wake-ups and context switches per write, measured as most of the
-//! broker's CPU and of a produce's latency when many small batches arrive (low `linger.ms`) —
-//! while copying them blocks the shard for microseconds. Large appends keep the worker, which
-//! copies on the other core while the shard serves fetches.
+//! (at most `LogConfig::sync_append_bytes_max`, [`SYNC_APPEND_BYTES_MAX`] by default). Handing
+//! a few KiB to a kernel worker costs more than copying them — two thread wake-ups and context
+//! switches per write, measured as most of the broker's CPU and of a produce's latency when many
+//! small batches arrive (low `linger.ms`) — while copying them blocks the shard for
+//! microseconds. Large appends keep the worker. It inherits the shard's pinning, so it copies
+//! on the shard's core, not beside it; what it buys is that a slow copy (the host faulting in
+//! memory, the kernel throttling dirty pages) waits in the worker while the shard goes on
+//! serving (a 256 KiB threshold lost 10 % of tailing throughput on freshly reclaimed memory;
+//! see perf-reports/2026-12-05).
 //!
 //! Index entries follow Kafka's rule for every batch, on append and on rebuild alike: when
 //! more than `index.interval.bytes` were appended since the last entry, the batch gets an
