@@ -26,6 +26,12 @@ page_cache_ballast_mib=0
 
 fill_page_cache() {
   [ "$PAGE_CACHE" = full ] || return 0
+  # On tmpfs a sparse file's holes read as the shared zero page: nothing would be filled.
+  if [ "$(stat -f -c %T "$(dirname "$PAGE_CACHE_BALLAST")")" = tmpfs ]; then
+    echo "page-cache.sh: $(dirname "$PAGE_CACHE_BALLAST") is a tmpfs; memory left as it is" >&2
+    PAGE_CACHE=new
+    return 0
+  fi
   local free_mib extra
   free_mib=$(awk '/^MemFree:/ { print int($2 / 1024) }' /proc/meminfo)
   extra=$((free_mib - PAGE_CACHE_FREE_MIB))

@@ -139,13 +139,13 @@ dd if=/dev/zero of="$WORK/pc.tmp" bs=1M count="$DD_MIB" 2>"$OUT/raw/page-cache-d
 rm -f "$WORK/pc.tmp"
 # The rate the runs below see: writes into a page cache that fills memory, whose new pages the
 # kernel reclaims from older clean ones (perf-reports/page-cache.sh).
-echo "page_cache_mode=$PAGE_CACHE" >>"$OUT/raw/machine.txt"
+fill_page_cache # may fall back to PAGE_CACHE=new (a tmpfs)
 if [ "$PAGE_CACHE" = full ]; then
   log "machine limit: page-cache write with memory full of page cache (dd ${DD_MIB} MiB)"
-  fill_page_cache
   dd if=/dev/zero of="$WORK/pc.tmp" bs=1M count="$DD_MIB" 2>"$OUT/raw/page-cache-full-dd.txt"
   rm -f "$WORK/pc.tmp"
 fi
+echo "page_cache_mode=$PAGE_CACHE" >>"$OUT/raw/machine.txt"
 if [ -r /sys/module/page_reporting/parameters/page_reporting_order ]; then
   echo "page_reporting_order=$(cat /sys/module/page_reporting/parameters/page_reporting_order)" >>"$OUT/raw/machine.txt"
 fi
