@@ -873,6 +873,11 @@ impl PartitionLog {
         self.install_cleaned(cleaned).await
     }
 
+    /// Waits until every append's write has reached the page cache (without an fsync).
+    pub async fn drain_writes(&mut self) -> Result<()> {
+        self.active_mut().drain().await
+    }
+
     /// Seals the active segment, flushes everything and closes every file: the files left
     /// behind need no recovery. `*.deleted` files still waiting are removed on the next open.
     pub async fn close(mut self) -> Result<()> {
