@@ -154,6 +154,11 @@ impl<E: IndexEntry> IndexFile<E> {
         self.file.close().await?;
         Ok(())
     }
+
+    /// See `LogSegment::close_replaced`.
+    pub(crate) fn duplicate_descriptor(&self) -> std::io::Result<std::os::fd::OwnedFd> {
+        crate::log_segment::duplicate_descriptor(&self.file)
+    }
 }
 
 /// Writes all of `bytes` at `position`. glommio takes the buffer, so a short write (on a

@@ -126,4 +126,7 @@ impl OffsetIndex {
     pub(crate) fn path(&self) -> &Path {
         self.file.path()
     }
+    pub(crate) fn duplicate_descriptor(&self) -> std::io::Result<std::os::fd::OwnedFd> {
+        self.file.duplicate_descriptor()
+    }
 }

@@ -559,3 +559,33 @@ fn a_truncation_moves_the_cleaner_progress_back() {
         log.close().await.unwrap();
     });
 }
+
+/// Descriptors of this process that still point at a removed file under `dir`.
+fn open_removed_files(dir: &Path) -> Vec<String> {
+    let prefix = dir.to_string_lossy().into_owned();
+    std::fs::read_dir("/proc/self/fd")
+        .unwrap()
+        .filter_map(|e| std::fs::read_link(e.ok()?.path()).ok())
+        .map(|target| target.to_string_lossy().into_owned())
+        .filter(|t| t.starts_with(&prefix) && t.ends_with(" (deleted)"))
+        .collect()
+}
+
+#[test]
+fn a_replaced_segment_is_released_by_the_blocking_thread_without_a_leak() {
+    run(|| async {
+        let dir = tempfile::tempdir().unwrap();
+        let mut log = course_example_log(dir.path(), Compression::None).await;
+        let stats = log.clean(TS, 1 << 20).await.unwrap();
+        assert_eq!(stats.segments_cleaned, 4);
+        // The old `.log` files were unlinked by the swap; their last descriptors are closed
+        // on glommio's blocking thread, asynchronously. They must all go, within a bound.
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+        while !open_removed_files(dir.path()).is_empty() && std::time::Instant::now() < deadline {
+            glommio::timer::sleep(std::time::Duration::from_millis(10)).await;
+        }
+        assert_eq!(open_removed_files(dir.path()), Vec::<String>::new());
+        assert_eq!(read_records(&log).await, expected_course_result());
+        log.close().await.unwrap();
+    });
+}
