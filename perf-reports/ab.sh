@@ -11,7 +11,9 @@
 #
 # Knobs (environment): ROUNDS (3), WORKLOAD (bench/workloads/1-topic-16-partitions-1kb.toml),
 # DURATION_S (5), SHARDS (2), OUT, PAGE_CACHE (full | new: perf-reports/page-cache.sh, which
-# runs before every round). A benchmark, not a test: it asserts nothing about timing.
+# runs before every round), BENCH_A / BENCH_B (the shardlog-bench binary of each side; both
+# default to the one built here — give the same shardlog binary twice and two bench binaries to
+# A/B a change of the load generator). A benchmark, not a test: it asserts nothing about timing.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -47,11 +49,11 @@ EOF
 }
 
 if [ "${1:-}" = --summarize ]; then
-  [ $# -eq 4 ] || { sed -n '2,13p' "$0" >&2; exit 2; }
+  [ $# -eq 4 ] || { sed -n '2,15p' "$0" >&2; exit 2; }
   summarize "$2" "$3" "$4"
   exit 0
 fi
-[ $# -ge 2 ] || { sed -n '2,13p' "$0" >&2; exit 2; }
+[ $# -ge 2 ] || { sed -n '2,15p' "$0" >&2; exit 2; }
 BIN_A=$(realpath "$1"); BIN_B=$(realpath "$2"); shift 2
 ROUNDS=${ROUNDS:-3}
 WORKLOAD=${WORKLOAD:-bench/workloads/1-topic-16-partitions-1kb.toml}
@@ -62,7 +64,8 @@ BROKER_START_TIMEOUT_S=30
 mkdir -p "$OUT"
 
 cargo build --release --quiet -p shardlog-bench
-BENCH=$PWD/target/release/shardlog-bench
+BENCH_A=$(realpath "${BENCH_A:-target/release/shardlog-bench}")
+BENCH_B=$(realpath "${BENCH_B:-target/release/shardlog-bench}")
 
 free_port() {
   python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'
@@ -78,9 +81,9 @@ cleanup() {
 }
 trap cleanup EXIT
 
-run_one() { # LABEL BIN [bench args…]
-  local label=$1 bin=$2 ports=() p
-  shift 2
+run_one() { # LABEL BIN BENCH [bench args…]
+  local label=$1 bin=$2 bench=$3 ports=() p
+  shift 3
   for _ in $(seq "$SHARDS"); do ports+=("$(free_port)"); done
   DATA=$(mktemp -d /var/tmp/shardlog-ab-data.XXXXXX)
   fill_page_cache
@@ -93,7 +96,7 @@ run_one() { # LABEL BIN [bench args…]
     sleep 0.1
   done
   grep -q "shardlog started" "$DATA/broker.log" || { cat "$DATA/broker.log" >&2; exit 1; }
-  "$BENCH" run --workload "$WORKLOAD" --bootstrap "127.0.0.1:${ports[0]}" --label "$label" \
+  "$bench" run --workload "$WORKLOAD" --bootstrap "127.0.0.1:${ports[0]}" --label "$label" \
     --test-duration-s "$DURATION_S" --quiet --broker-pid "$BROKER_PID" --json "$OUT/ab.jsonl" "$@" \
     >/dev/null 2>"$DATA/bench.err" || { cat "$DATA/bench.err" >&2; exit 1; }
   kill -KILL "$BROKER_PID"; wait "$BROKER_PID" 2>/dev/null || true; BROKER_PID=""
@@ -102,8 +105,8 @@ run_one() { # LABEL BIN [bench args…]
 
 : >"$OUT/ab.jsonl"
 for round in $(seq "$ROUNDS"); do
-  run_one "A/$round" "$BIN_A" "$@"
-  run_one "B/$round" "$BIN_B" "$@"
+  run_one "A/$round" "$BIN_A" "$BENCH_A" "$@"
+  run_one "B/$round" "$BIN_B" "$BENCH_B" "$@"
 done
 
 summarize "$OUT/ab.jsonl" "$BIN_A" "$BIN_B"

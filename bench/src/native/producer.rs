@@ -30,8 +30,10 @@ use crate::workload::{KeyDistributor, Workload};
 /// Upper bound of a record's framing around its key and value (length, attributes, deltas,
 /// key and value lengths, header count, all varints): what a batch's size estimate adds.
 const RECORD_OVERHEAD_MAX_BYTES: usize = 16;
-/// How often pending batches are checked against `linger_ms`.
-const LINGER_CHECK_INTERVAL_NS: u64 = 500_000;
+/// How often pending batches are checked against `linger_ms`: a batch waits at most this much
+/// past its linger (so `linger_ms = 0` means "within this", not a record per request). Each
+/// check walks the pending batches; a sleeping producer wakes this often.
+const LINGER_CHECK_INTERVAL_NS: u64 = 100_000;
 
 /// One batch being filled for a partition.
 struct Pending {
