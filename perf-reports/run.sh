@@ -300,8 +300,9 @@ echo "loadavg_end=$(cut -d' ' -f1-3 /proc/loadavg)" >>"$OUT/raw/machine.txt"
   echo
   echo "Each directory is one run of \`perf-reports/run.sh\` (see its header for the knobs)."
   echo
-  for d in $(ls -d perf-reports/*/ 2>/dev/null | sort -r); do
-    d=${d%/}; d=${d#perf-reports/}
+  # Sorted without the trailing slash: "2026-12-05/" would sort after "2026-12-05-x/".
+  for d in $(ls -d perf-reports/*/ 2>/dev/null | sed 's:/$::' | sort -r); do
+    d=${d#perf-reports/}
     echo "- [$d]($d/report.md)"
   done
 } >perf-reports/README.md
