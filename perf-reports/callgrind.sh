@@ -2,8 +2,8 @@
 # Instruction counts of the hot-path micro-benchmarks under callgrind (valgrind): batch
 # validation (CRC-32C), offset-index lookup, Produce request decode and Fetch-response framing.
 # Their wall time is noisy on a shared 2-core machine; instruction counts are not. Append is not
-# here: glommio's io_uring executor deadlocks under valgrind 3.19 (a blocking io_uring_enter
-# holds valgrind's thread lock), so it has its criterion bench only.
+# here: under valgrind 3.19 glommio's first I/O never completes (its executor waits in
+# io_uring_enter for good; see bench/README.md), so it has its criterion bench only.
 # Each case is a criterion bench binary started as `--callgrind CASE ITERATIONS`
 # (bench/callgrind/case.rs), under `--collect-atstart=no --toggle-collect='*callgrind_measured*'`,
 # so only the measured step is counted, never the set-up. These are benchmarks, not tests:

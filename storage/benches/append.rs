@@ -6,9 +6,8 @@
 //! Two shapes: `append` waits for each write before the next (one produce request at a time),
 //! `submit_append` keeps up to `IN_FLIGHT` writes in flight (a shard serving many requests).
 //!
-//! Run: `cargo bench -p shardlog-storage --bench append`. No callgrind count: glommio's
-//! executor deadlocks under valgrind 3.19 (a blocking `io_uring_enter` holds valgrind's
-//! thread lock), see `bench/README.md`.
+//! Run: `cargo bench -p shardlog-storage --bench append`. No callgrind count: under valgrind
+//! 3.19 glommio's first I/O never completes, see `bench/README.md`.
 
 use std::collections::VecDeque;
 use std::time::{Duration, Instant};

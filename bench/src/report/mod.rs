@@ -823,8 +823,8 @@ fn callgrind_section(md: &mut String, inp: &Inputs) {
          `valgrind --tool=callgrind` ({}, `{}` profile), counting only the measured step \
          (`--toggle-collect`), never its set-up. Instruction counts do not move with other load on \
          the machine, so they compare across commits where wall time does not; they are not \
-         time (no cache misses or stalls in them). Append has no count: glommio's executor \
-         deadlocks under this valgrind (see bench/README.md).\n",
+         time (no cache misses or stalls in them). Append has no count: glommio's I/O never \
+         completes under this valgrind (see bench/README.md).\n",
         first.valgrind, first.profile
     );
     let _ = writeln!(md, "| case | crate | what | iterations | instructions per iteration |");
