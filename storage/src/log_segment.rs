@@ -818,7 +818,9 @@ fn offset_problem(
 }
 
 /// An independent descriptor of an open file: closing it, or the original, leaves the other.
-pub(crate) fn duplicate_descriptor(file: &impl std::os::fd::AsRawFd) -> std::io::Result<std::os::fd::OwnedFd> {
+pub(crate) fn duplicate_descriptor(
+    file: &impl std::os::fd::AsRawFd,
+) -> std::io::Result<std::os::fd::OwnedFd> {
     // SAFETY: the descriptor belongs to `file`, which is open for the whole borrow.
     unsafe { std::os::fd::BorrowedFd::borrow_raw(file.as_raw_fd()) }.try_clone_to_owned()
 }
