@@ -91,13 +91,14 @@ impl MetaProperties {
 /// A random v4 UUID in Kafka's printed form: URL-safe base64 without padding (22 chars), as
 /// `kafka-storage.sh random-uuid` prints it. Like Kafka's `Uuid.randomUuid()`, never one that
 /// starts with '-' (one in 64 would): `storage format -t -…` would read it as an option.
+/// Kafka draws again; flipping the top bit of the first byte instead (its first character,
+/// 62 = '-', becomes 30 = 'e') keeps this free of a retry loop and leaves the version bits.
 pub fn random_uuid() -> String {
-    loop {
-        let id = base64_url_no_pad(uuid::Uuid::new_v4().as_bytes());
-        if !id.starts_with('-') {
-            return id;
-        }
+    let mut bytes = *uuid::Uuid::new_v4().as_bytes();
+    if bytes[0] >> 2 == 62 {
+        bytes[0] ^= 0x80;
     }
+    base64_url_no_pad(&bytes)
 }
 
 pub fn base64_url_no_pad(bytes: &[u8]) -> String {
