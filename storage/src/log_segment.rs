@@ -772,11 +772,17 @@ impl LogSegment {
     /// from the old file keeps its own reference; if that one is released last, its holder
     /// frees the blocks.
     pub(crate) async fn close_replaced(self) -> Result<()> {
-        let last_references = [
-            duplicate_descriptor(&*self.log)?,
-            self.offset_index.duplicate_descriptor()?,
-            self.time_index.duplicate_descriptor()?,
-        ];
+        let duplicated = duplicate_descriptor(&*self.log).and_then(|log| {
+            Ok([log, self.offset_index.duplicate_descriptor()?, self.time_index.duplicate_descriptor()?])
+        });
+        let last_references = match duplicated {
+            Ok(descriptors) => descriptors,
+            Err(e) => {
+                // Out of descriptors, say: the swap is done, so close here rather than fail it.
+                tracing::warn!(path = ?self.log_path, error = %e, "replaced segment closed on the shard");
+                return self.close_files().await;
+            }
+        };
         self.close_files().await?;
         let release = glommio::executor().spawn_blocking(move || drop(last_references));
         glommio::spawn_local(release).detach();
