@@ -62,11 +62,22 @@ pub fn run(config: BrokerConfig) -> anyhow::Result<()> {
     install_signal_handlers()?;
     let (controller_end, shard_ends) = control_plane(num_shards, ControlPlaneLimits::default());
     let mut controller_end = Some(controller_end);
+    let (mut metrics_senders, mut metrics_receivers) = match config.metrics_listener {
+        Some(_) => {
+            let wiring = crate::metrics::metrics_wiring(num_shards);
+            (wiring.senders.into_iter().map(Some).collect(), wiring.receivers)
+        }
+        None => (Vec::new(), Vec::new()),
+    };
     let (ready_tx, ready_rx) = mpsc::channel::<(usize, anyhow::Result<()>)>();
     let mut handles = Vec::with_capacity(num_shards);
     for (index, endpoint) in shard_ends.into_iter().enumerate() {
-        let shard_wiring =
-            ShardWiring { endpoint, controller: if index == 0 { controller_end.take() } else { None } };
+        let shard_wiring = ShardWiring {
+            endpoint,
+            controller: if index == 0 { controller_end.take() } else { None },
+            metrics_sender: metrics_senders.get_mut(index).and_then(Option::take),
+            metrics_receivers: if index == 0 { std::mem::take(&mut metrics_receivers) } else { Vec::new() },
+        };
         let recovery_points = recovery_points.clone();
         let spec = ShardSpec {
             index,

@@ -11,6 +11,7 @@ mod group;
 mod handlers;
 mod meta_properties;
 mod metadata;
+mod metrics;
 mod partition;
 mod shard;
 mod tools;

@@ -26,6 +26,8 @@ use crate::errors::{log_error, producer_error};
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct ProduceResult {
     pub base_offset: i64,
+    /// Records this append added (0 for a duplicate answered from the producer state).
+    pub appended_records: i64,
     pub log_append_time_ms: i64,
     pub log_start_offset: i64,
 }
@@ -156,6 +158,7 @@ impl Partition {
                     // Kafka answers a duplicate with the offsets it had the first time.
                     return Ok(ProduceResult {
                         base_offset: first_offset,
+                        appended_records: 0,
                         log_append_time_ms: -1,
                         log_start_offset: log.log_start_offset(),
                     });
@@ -197,6 +200,7 @@ impl Partition {
         self.appended.notify(usize::MAX);
         Ok(ProduceResult {
             base_offset: info.base_offset,
+            appended_records: info.last_offset - info.base_offset + 1,
             log_append_time_ms: info.log_append_time_ms.unwrap_or(-1),
             log_start_offset: info.log_start_offset,
         })

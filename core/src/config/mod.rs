@@ -63,6 +63,8 @@ const KEYS: &[(&str, Kind, Option<&str>)] = &[
     // Our own: shards and their ports (README, "Shards, node ids and ports").
     ("num.shards", Kind::Int { min: 1, max: 1024 }, None),
     ("shard.ports", Kind::Str, None),
+    // Our own: the Prometheus endpoint (README, "Monitoring"); unset = none.
+    ("metrics.listener", Kind::Str, None),
     // Topics.
     ("num.partitions", POSITIVE_INT, Some("1")),
     ("default.replication.factor", POSITIVE_INT, Some("1")),
@@ -180,6 +182,8 @@ pub struct BrokerConfig {
     pub log_dir: PathBuf,
     pub num_shards: Option<usize>,
     pub shard_ports: Option<Vec<u16>>,
+    /// `metrics.listener=http://host:port`: where `GET /metrics` is served (shard 0).
+    pub metrics_listener: Option<Listener>,
     pub num_partitions: i32,
     pub default_replication_factor: i16,
     pub auto_create_topics_enable: bool,
@@ -263,7 +267,13 @@ impl BrokerConfig {
             value: v.str("listeners").into(),
             reason: "no client listener (every listener is a controller listener)".into(),
         })?;
-        let other_listeners: Vec<Listener> = others.into_iter().chain(client).collect();
+        let metrics_listener = match given.get("metrics.listener") {
+            Some(text) => Some(parse_metrics_listener(text)?),
+            None => None,
+        };
+        // Shard ports skip the metrics port as they skip every other listener's.
+        let other_listeners: Vec<Listener> =
+            others.into_iter().chain(client).chain(metrics_listener.clone()).collect();
         let advertised_host = match given.get("advertised.listeners") {
             Some(text) => parse_listeners("advertised.listeners", text)?
                 .into_iter()
@@ -369,6 +379,7 @@ impl BrokerConfig {
             rack: given.get("broker.rack").cloned(),
             listener,
             other_listeners,
+            metrics_listener,
             advertised_host,
             log_dir,
             num_shards: v.int_opt("num.shards").map(|n| n as usize),
@@ -549,6 +560,19 @@ fn parse_listeners(key: &str, text: &str) -> Result<Vec<Listener>, ConfigError> 
     Ok(out)
 }
 
+/// `http://host:port` (an empty host is every interface, as in `listeners`).
+fn parse_metrics_listener(text: &str) -> Result<Listener, ConfigError> {
+    let key = "metrics.listener";
+    let listener = match parse_listeners(key, text)?.as_slice() {
+        [one] => one.clone(),
+        _ => return Err(invalid(key, text, "expected one http://host:port")),
+    };
+    if !listener.name.eq_ignore_ascii_case("http") {
+        return Err(invalid(key, text, "expected http://host:port"));
+    }
+    Ok(listener)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -592,6 +616,19 @@ mod tests {
         assert_eq!(c.shard_node_id(0), 1);
         assert_eq!(c.shard_node_id(2), 2001);
         assert_eq!(c.num_partitions, 3);
+    }
+
+    #[test]
+    fn the_metrics_listener_is_http_and_its_port_is_no_shards() {
+        assert!(load(&[]).unwrap().metrics_listener.is_none());
+        let c = load(&["metrics.listener=http://127.0.0.1:9093"]).unwrap();
+        let expected = Listener { name: "http".into(), host: "127.0.0.1".into(), port: 9093 };
+        assert_eq!(c.metrics_listener, Some(expected));
+        assert_eq!(c.shard_ports(3).unwrap(), vec![9092, 9094, 9095]);
+        let e = load(&["metrics.listener=PLAINTEXT://:7071"]).unwrap_err().to_string();
+        assert!(e.contains("metrics.listener") && e.contains("http://host:port"), "{e}");
+        assert!(load(&["metrics.listener=http://:1,http://:2"]).is_err());
+        assert!(load(&["metrics.listener=7071"]).is_err());
     }
 
     #[test]

@@ -149,6 +149,9 @@ pub(super) async fn long_poll(
             || listeners.is_empty()
             || shard.is_stopping()
         {
+            for result in &results {
+                shard.metrics.record_fetch(result.as_ref().ok().map(|read| read.size_bytes()));
+            }
             return results;
         }
         // Woken by the first append to any of the partitions, by a clean shutdown (which

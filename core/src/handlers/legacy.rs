@@ -104,11 +104,13 @@ async fn produce(shard: &Shard, req: LegacyProduceRequest, version: i16, correla
         let name = topic.name.to_string();
         let mut partitions = Vec::with_capacity(topic.partitions.len());
         for data in topic.partitions {
+            let bytes = data.records.as_ref().map_or(0, |r| r.len() as u64);
             let result = if !matches!(acks, -1..=1) {
                 Err(KafkaError::InvalidRequiredAcks)
             } else {
                 produce_one(shard, &name, data.partition, data.records, acks).await
             };
+            shard.metrics.record_produce(result.as_ref().ok().map(|r| (bytes, r.appended_records as u64)));
             partitions.push(match result {
                 Ok(r) => LegacyProducePartitionResponse {
                     partition: data.partition,

@@ -27,11 +27,13 @@ pub async fn handle(shard: &Shard, req: ProduceRequest) -> ProduceOutcome {
         let name = topic.name.0.to_string();
         let mut partition_responses = Vec::with_capacity(topic.partition_data.len());
         for data in topic.partition_data {
+            let bytes = data.records.as_ref().map_or(0, |r| r.len() as u64);
             let result = if !matches!(acks, -1..=1) {
                 Err(KafkaError::InvalidRequiredAcks)
             } else {
                 produce_one(shard, &name, data.index, data.records, acks).await
             };
+            shard.metrics.record_produce(result.as_ref().ok().map(|r| (bytes, r.appended_records as u64)));
             let response = PartitionProduceResponse::default().with_index(data.index);
             let response = match result {
                 Ok(r) => response

@@ -7,7 +7,7 @@
 //! within that time (the client stopped reading); a frame over `socket.request.max.bytes`
 //! closes it before anything is allocated; a client that stops reading stalls only its own task.
 
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use futures_lite::AsyncWriteExt;
 use glommio::net::TcpStream;
@@ -52,6 +52,7 @@ pub async fn serve(shard: &Shard, mut stream: TcpStream) {
             tracing::debug!("closing connection from {peer}: shutting down");
             return;
         }
+        let received = Instant::now();
         // Handed back to the pool once the request is served and nothing else holds it.
         let frame_buffer = frame.clone();
         let request = match parse_request(frame) {
@@ -72,7 +73,9 @@ pub async fn serve(shard: &Shard, mut stream: TcpStream) {
             },
         };
         shard.request_started();
+        let api_key = request.api_key as i16;
         let response = handlers::handle(shard, request, &client_host).await;
+        let handled = Instant::now();
         let send = async {
             match response {
                 Response::None => Ok(()),
@@ -84,6 +87,7 @@ pub async fn serve(shard: &Shard, mut stream: TcpStream) {
             }
         };
         let sent = within_idle_limit(idle_ms, send).await;
+        shard.metrics.record_request(api_key, received, handled, Instant::now());
         shard.request_finished();
         shard.frames.give_back(frame_buffer);
         if let Err(reason) = sent {

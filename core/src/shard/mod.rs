@@ -18,6 +18,7 @@ use std::sync::mpsc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use anyhow::Context;
+use glommio::channels::shared_channel::{SharedReceiver, SharedSender};
 use glommio::net::TcpListener;
 use shardlog_storage::log_config::LogConfig;
 use shardlog_storage::throttler::Throttler;
@@ -27,6 +28,8 @@ use crate::config::BrokerConfig;
 use crate::control_plane::{ControlHandle, ControllerEndpoint, ShardEndpoint};
 use crate::controller::{Controller, ControllerConfig};
 use crate::metadata::MetadataImage;
+use crate::metrics::exposition::ClusterGauges;
+use crate::metrics::{ShardMetrics, ShardSnapshot};
 use crate::partition::{CleanerResources, Partition};
 use crate::topic_config::log_config_for;
 
@@ -65,16 +68,20 @@ pub struct Shard {
     pub groups: crate::group::GroupCoordinator,
     /// Request buffers of finished requests, reused by the next ones.
     pub frames: shardlog_net::FramePool,
+    pub metrics: ShardMetrics,
 }
 
 pub fn now_ms() -> i64 {
     SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_millis() as i64).unwrap_or(0)
 }
 
-/// A shard's ends of the control plane; shard 0 also gets the controller's.
+/// A shard's ends of the control plane; shard 0 also gets the controller's. With
+/// `metrics.listener` set, every shard sends its metrics to shard 0, which receives them all.
 pub struct ShardWiring {
     pub endpoint: ShardEndpoint,
     pub controller: Option<ControllerEndpoint>,
+    pub metrics_sender: Option<SharedSender<ShardSnapshot>>,
+    pub metrics_receivers: Vec<SharedReceiver<ShardSnapshot>>,
 }
 
 /// The checkpoint entries a shard hands back when it stops: `(topic, partition, recovery
@@ -85,7 +92,7 @@ pub type CheckpointEntries = Vec<(String, i32, i64, i64)>;
 pub async fn run(
     spec: ShardSpec,
     config: BrokerConfig,
-    wiring: ShardWiring,
+    mut wiring: ShardWiring,
     recovery_points: HashMap<TopicPartition, i64>,
     ready: mpsc::Sender<(usize, anyhow::Result<()>)>,
 ) -> anyhow::Result<CheckpointEntries> {
@@ -95,8 +102,10 @@ pub async fn run(
     // reactor re-checks every channel whenever it wakes, so a timer every
     // `SHUTDOWN_CHECK_INTERVAL` bounds such a stall, start-up included, to that interval.
     let shutdown = glommio::spawn_local(shutdown_requested()).detach();
+    let metrics_sender = wiring.metrics_sender.take();
+    let metrics_receivers = std::mem::take(&mut wiring.metrics_receivers);
     let started = start(spec, config, wiring, recovery_points).await;
-    let (shard, listener) = match started {
+    let (shard, listener, metrics_listener) = match started {
         Ok(ok) => {
             let _ = ready.send((index, Ok(())));
             ok
@@ -112,9 +121,34 @@ pub async fn run(
     let cleaner =
         shard.config.log_cleaner_enable.then(|| glommio::spawn_local(clean_forever(shard.clone())).detach());
     let group_cleanup = glommio::spawn_local(crate::group::expiry::clean_forever(shard.clone())).detach();
+    let metrics_publisher = metrics_sender.map(|sender| {
+        let shard = shard.clone();
+        let take = move || shard.metrics.snapshot(shard.connections_open.get());
+        glommio::spawn_local(crate::metrics::publish(sender, take)).detach()
+    });
+    let metrics_endpoint = match metrics_listener {
+        Some(listener) => {
+            let snapshots = crate::metrics::collect(metrics_receivers).await;
+            let render_shard = shard.clone();
+            let render: Rc<dyn Fn() -> String> = Rc::new(move || {
+                let shard = &render_shard;
+                let node_ids: Vec<i32> = shard.spec.nodes.iter().map(|(id, _)| *id).collect();
+                let gauges = shard.with_image(|image| ClusterGauges::from_image(image, &node_ids, true));
+                crate::metrics::exposition::render(snapshots.sum(), gauges, &shard.config.listener.name)
+            });
+            Some(glommio::spawn_local(crate::metrics::http::serve_forever(listener, render)).detach())
+        }
+        None => None,
+    };
     let accepter = glommio::spawn_local(accept_forever(shard.clone(), listener)).detach();
     shutdown.await;
     accepter.cancel();
+    if let Some(task) = metrics_endpoint {
+        task.cancel();
+    }
+    if let Some(task) = metrics_publisher {
+        task.cancel();
+    }
     shard.stopping.set(true);
     shard.stop.notify(usize::MAX);
     // Let in-flight requests finish (bounded), then close every log cleanly.
@@ -150,12 +184,26 @@ async fn start(
     config: BrokerConfig,
     wiring: ShardWiring,
     recovery_points: HashMap<TopicPartition, i64>,
-) -> anyhow::Result<(Rc<Shard>, TcpListener)> {
+) -> anyhow::Result<(Rc<Shard>, TcpListener, Option<TcpListener>)> {
     let host =
         if config.listener.host.is_empty() { "0.0.0.0".to_string() } else { config.listener.host.clone() };
     let listener = bind_exclusive(&host, spec.port).await.map_err(|e| {
         anyhow::anyhow!("cannot listen on {host}:{}: {e} (is the port already in use?)", spec.port)
     })?;
+    // Shard 0 serves the metrics endpoint; a port in use fails the start, as for `listeners`.
+    let metrics_listener = match (&config.metrics_listener, spec.index) {
+        (Some(metrics), 0) => {
+            let metrics_host = if metrics.host.is_empty() { "0.0.0.0" } else { metrics.host.as_str() };
+            let bound = bind_exclusive(metrics_host, metrics.port).await.map_err(|e| {
+                anyhow::anyhow!(
+                    "cannot listen on {metrics_host}:{} for metrics.listener: {e} (is the port already in use?)",
+                    metrics.port
+                )
+            })?;
+            Some(bound)
+        }
+        _ => None,
+    };
     if let Some(controller_end) = wiring.controller {
         let controller_config = ControllerConfig {
             default_num_partitions: config.num_partitions,
@@ -184,6 +232,7 @@ async fn start(
         cleaner_checkpoints: RefCell::new(cleaner_checkpoints),
         groups: crate::group::GroupCoordinator::new(),
         frames: shardlog_net::FramePool::new(FRAME_POOL_BUFFERS),
+        metrics: ShardMetrics::default(),
     });
     shard.sync_partitions().await;
     tracing::info!(
@@ -193,7 +242,7 @@ async fn start(
         shard.spec.port,
         shard.partitions.borrow().len()
     );
-    Ok((shard, listener))
+    Ok((shard, listener, metrics_listener))
 }
 
 /// Binds a shard's port for this shard alone. glommio's `TcpListener::bind` sets

@@ -1,0 +1,258 @@
+//! The Prometheus (OpenMetrics) text of a scrape, encoded by `prometheus-client`.
+//!
+//! Names are those Kafka's JMX beans get from the JMX exporter's standard Kafka rules, so a
+//! dashboard built on Kafka reads these unchanged: a meter `kafka.server:type=
+//! BrokerTopicMetrics,name=BytesInPerSec` is the counter `kafka_server_brokertopicmetrics_
+//! bytesin_total`; a gauge `kafka.server:type=ReplicaManager,name=PartitionCount` is
+//! `kafka_server_replicamanager_partitioncount`; a request histogram's 99th percentile is
+//! `kafka_network_requestmetrics_totaltimems{request="Produce",quantile="0.99"}`.
+
+use prometheus_client::collector::Collector;
+use prometheus_client::encoding::{DescriptorEncoder, EncodeMetric};
+use prometheus_client::metrics::counter::ConstCounter;
+use prometheus_client::metrics::gauge::ConstGauge;
+use prometheus_client::registry::Registry;
+use shardlog_net::kafka_protocol::messages::ApiKey;
+
+use super::{RequestSnapshot, ShardSnapshot};
+use crate::metadata::MetadataImage;
+
+/// Kafka's request-time percentiles (`50thPercentile` … `999thPercentile`) as quantile labels.
+const QUANTILES: [(&str, f64); 6] =
+    [("0.50", 0.50), ("0.75", 0.75), ("0.95", 0.95), ("0.98", 0.98), ("0.99", 0.99), ("0.999", 0.999)];
+
+/// Picks one of a request type's histograms.
+type HistogramOf = fn(&RequestSnapshot) -> &hdrhistogram::Histogram<u64>;
+
+/// What the controller's and the replica manager's gauges report, from the metadata image.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ClusterGauges {
+    pub topics: u64,
+    pub partitions: u64,
+    /// Partitions some shard of this broker leads (all of them, on a single broker).
+    pub leaders: u64,
+    pub under_replicated: u64,
+    pub offline: u64,
+    /// 1 on the broker whose shard 0 runs the controller.
+    pub active_controller: u64,
+}
+
+impl ClusterGauges {
+    pub fn from_image(image: &MetadataImage, node_ids: &[i32], runs_controller: bool) -> ClusterGauges {
+        let mut g = ClusterGauges { active_controller: runs_controller as u64, ..ClusterGauges::default() };
+        for topic in image.topics() {
+            g.topics += 1;
+            for p in &topic.partitions {
+                g.partitions += 1;
+                g.leaders += node_ids.contains(&p.leader) as u64;
+                g.under_replicated += (p.isr.len() < p.replicas.len()) as u64;
+                g.offline += (p.leader < 0) as u64;
+            }
+        }
+        g
+    }
+}
+
+/// The whole scrape.
+pub fn render(sum: ShardSnapshot, gauges: ClusterGauges, listener_name: &str) -> String {
+    let mut registry = Registry::default();
+    registry.register_collector(Box::new(Scrape { sum, gauges, listener_name: listener_name.to_string() }));
+    let mut out = String::new();
+    match prometheus_client::encoding::text::encode(&mut out, &registry) {
+        Ok(()) => out,
+        // Writing into a String cannot fail; say so rather than serve half a page.
+        Err(e) => format!("# metrics could not be encoded: {e}\n# EOF\n"),
+    }
+}
+
+#[derive(Debug)]
+struct Scrape {
+    sum: ShardSnapshot,
+    gauges: ClusterGauges,
+    listener_name: String,
+}
+
+impl std::fmt::Debug for RequestSnapshot {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RequestSnapshot").field("count", &self.count).finish_non_exhaustive()
+    }
+}
+
+impl std::fmt::Debug for ShardSnapshot {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ShardSnapshot").field("topics", &self.topics).finish_non_exhaustive()
+    }
+}
+
+impl Collector for Scrape {
+    fn encode(&self, mut encoder: DescriptorEncoder) -> Result<(), std::fmt::Error> {
+        let t = &self.sum.topics;
+        let topic_counters = [
+            ("messagesin", "Messages appended to partition logs.", t.messages_in),
+            ("bytesin", "Record bytes appended by producers.", t.bytes_in),
+            ("bytesout", "Record bytes returned to fetches.", t.bytes_out),
+            ("totalproducerequests", "Produce requests, counted per partition.", t.produce_requests),
+            (
+                "failedproducerequests",
+                "Partitions of produce requests that failed.",
+                t.failed_produce_requests,
+            ),
+            ("totalfetchrequests", "Fetch requests, counted per partition.", t.fetch_requests),
+            ("failedfetchrequests", "Partitions of fetch requests that failed.", t.failed_fetch_requests),
+        ];
+        for (name, help, value) in topic_counters {
+            let counter = ConstCounter::new(value);
+            let name = format!("kafka_server_brokertopicmetrics_{name}");
+            counter.encode(encoder.encode_descriptor(&name, help, None, counter.metric_type())?)?;
+        }
+
+        let g = &self.gauges;
+        let gauges = [
+            ("kafka_server_replicamanager_partitioncount", "Partitions on this broker.", g.partitions),
+            ("kafka_server_replicamanager_leadercount", "Partitions this broker leads.", g.leaders),
+            (
+                "kafka_server_replicamanager_underreplicatedpartitions",
+                "Partitions whose in-sync replicas are fewer than their replicas.",
+                g.under_replicated,
+            ),
+            (
+                "kafka_controller_kafkacontroller_activecontrollercount",
+                "1 if this broker runs the active controller.",
+                g.active_controller,
+            ),
+            (
+                "kafka_controller_kafkacontroller_offlinepartitionscount",
+                "Partitions without a leader.",
+                g.offline,
+            ),
+            ("kafka_controller_kafkacontroller_globaltopiccount", "Topics in the cluster.", g.topics),
+            (
+                "kafka_controller_kafkacontroller_globalpartitioncount",
+                "Partitions in the cluster.",
+                g.partitions,
+            ),
+        ];
+        for (name, help, value) in gauges {
+            let gauge = ConstGauge::new(value as i64);
+            gauge.encode(encoder.encode_descriptor(name, help, None, gauge.metric_type())?)?;
+        }
+        {
+            let gauge = ConstGauge::new(self.sum.connections as i64);
+            let mut metric = encoder.encode_descriptor(
+                "kafka_server_socket_server_metrics_connection_count",
+                "Open client connections.",
+                None,
+                gauge.metric_type(),
+            )?;
+            gauge.encode(metric.encode_family(&[("listener", self.listener_name.as_str())])?)?;
+        }
+
+        let requests: Vec<(String, &RequestSnapshot)> =
+            self.sum.requests.iter().map(|(key, r)| (request_name(*key), r)).collect();
+        {
+            let mut metric = encoder.encode_descriptor(
+                "kafka_network_requestmetrics_requests",
+                "Requests served, by request type.",
+                None,
+                ConstCounter::new(0u64).metric_type(),
+            )?;
+            for (name, r) in &requests {
+                ConstCounter::new(r.count).encode(metric.encode_family(&[("request", name.as_str())])?)?;
+            }
+        }
+        let histograms: [(&str, &str, HistogramOf); 2] = [
+            (
+                "kafka_network_requestmetrics_totaltimems",
+                "Milliseconds from reading a request to writing its response (recent requests).",
+                |r| &r.total_time_us,
+            ),
+            (
+                "kafka_network_requestmetrics_responsesendtimems",
+                "Milliseconds spent writing responses (recent requests).",
+                |r| &r.send_time_us,
+            ),
+        ];
+        for (metric_name, help, histogram_of) in histograms {
+            let mut metric =
+                encoder.encode_descriptor(metric_name, help, None, ConstGauge::new(0.0f64).metric_type())?;
+            for (name, r) in &requests {
+                let h = histogram_of(r);
+                for (label, q) in QUANTILES {
+                    let us = if h.is_empty() { 0 } else { h.median_equivalent(h.value_at_quantile(q)) };
+                    let ms = us as f64 / 1000.0;
+                    let labels = [("request", name.as_str()), ("quantile", label)];
+                    ConstGauge::new(ms).encode(metric.encode_family(&labels)?)?;
+                }
+            }
+        }
+        Ok(())
+    }
+}
+
+/// Kafka's request names: the API's name, except that a fetch from a consumer is
+/// `FetchConsumer` (Kafka splits consumer from follower fetches; this broker has no followers).
+fn request_name(api_key: i16) -> String {
+    match ApiKey::try_from(api_key) {
+        Ok(ApiKey::Fetch) => "FetchConsumer".to_string(),
+        Ok(key) => format!("{key:?}"),
+        Err(_) => format!("ApiKey{api_key}"),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::{Duration, Instant};
+
+    use super::*;
+    use crate::metrics::ShardMetrics;
+
+    #[test]
+    fn kafka_names_and_values_are_rendered() {
+        let shard = ShardMetrics::default();
+        let t0 = Instant::now();
+        for ms in 1..=100 {
+            let sent = t0 + Duration::from_millis(ms);
+            shard.record_request(ApiKey::Produce as i16, t0, sent, sent);
+        }
+        shard.record_request(ApiKey::Fetch as i16, t0, t0, t0 + Duration::from_millis(3));
+        shard.record_produce(Some((4096, 4)));
+        let gauges = ClusterGauges {
+            topics: 1,
+            partitions: 3,
+            leaders: 3,
+            active_controller: 1,
+            ..Default::default()
+        };
+        let text = render(ShardSnapshot::sum([&shard.snapshot(7)]), gauges, "PLAINTEXT");
+        for line in [
+            "kafka_server_brokertopicmetrics_bytesin_total 4096",
+            "kafka_server_brokertopicmetrics_messagesin_total 4",
+            "kafka_server_replicamanager_partitioncount 3",
+            "kafka_controller_kafkacontroller_activecontrollercount 1",
+            "kafka_server_socket_server_metrics_connection_count{listener=\"PLAINTEXT\"} 7",
+            "kafka_network_requestmetrics_requests_total{request=\"Produce\"} 100",
+            "kafka_network_requestmetrics_requests_total{request=\"FetchConsumer\"} 1",
+        ] {
+            assert!(text.lines().any(|l| l == line), "no line {line:?} in:\n{text}");
+        }
+        // Percentiles are within the histograms' 1 %.
+        let value = |series: &str| -> f64 {
+            let line =
+                text.lines().find(|l| l.starts_with(series)).unwrap_or_else(|| panic!("{series}:\n{text}"));
+            line[series.len()..].trim().parse().unwrap_or_else(|_| panic!("{line}"))
+        };
+        for (series, expected_ms) in [
+            ("kafka_network_requestmetrics_totaltimems{request=\"Produce\",quantile=\"0.99\"}", 99.0),
+            ("kafka_network_requestmetrics_totaltimems{request=\"Produce\",quantile=\"0.50\"}", 50.0),
+            ("kafka_network_requestmetrics_totaltimems{request=\"FetchConsumer\",quantile=\"0.50\"}", 3.0),
+            ("kafka_network_requestmetrics_responsesendtimems{request=\"Produce\",quantile=\"0.50\"}", 0.0),
+        ] {
+            let got = value(series);
+            assert!(
+                (got - expected_ms).abs() <= expected_ms * 0.01 + 0.002,
+                "{series} = {got}, not {expected_ms}"
+            );
+        }
+        assert!(text.ends_with("# EOF\n"), "{text}");
+    }
+}

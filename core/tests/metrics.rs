@@ -1,0 +1,104 @@
+//! The metrics endpoint of the real broker (`metrics.listener`), scraped over HTTP as
+//! Prometheus and `curl` do, after `kcat` produced and consumed through both shards.
+mod common;
+
+use std::io::{Read, Write};
+use std::net::TcpStream;
+use std::time::{Duration, Instant};
+
+use common::{free_ports, kcat, Broker};
+
+/// One HTTP exchange; returns the status line and the body.
+fn http(port: u16, request_line: &str) -> (String, String) {
+    let mut stream = TcpStream::connect(("127.0.0.1", port)).expect("the metrics port accepts");
+    stream.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    write!(stream, "{request_line}\r\nHost: localhost\r\nAccept: */*\r\n\r\n").unwrap();
+    let mut response = String::new();
+    stream.read_to_string(&mut response).expect("a whole response, then close");
+    let (head, body) = response.split_once("\r\n\r\n").unwrap_or((&response, ""));
+    (head.lines().next().unwrap_or_default().to_string(), body.to_string())
+}
+
+/// The value of the first series that is exactly `series` (name and labels).
+fn value(page: &str, series: &str) -> Option<f64> {
+    page.lines().find_map(|line| {
+        let rest = line.strip_prefix(series)?;
+        rest.strip_prefix(' ')?.trim().parse().ok()
+    })
+}
+
+#[test]
+fn metrics_add_up_what_clients_did_on_every_shard() {
+    let metrics_port = free_ports(1)[0];
+    let listener = format!("metrics.listener=http://127.0.0.1:{metrics_port}");
+    let broker = Broker::start(2, &[&listener, "num.partitions=4"]);
+    let bootstrap = broker.bootstrap();
+    let (messages, value_bytes) = (200usize, 100usize);
+    let lines: Vec<String> = (0..messages).map(|i| format!("key-{i}:{}", "v".repeat(value_bytes))).collect();
+    kcat(&["-b", &bootstrap, "-t", "metered", "-P", "-K", ":"], &(lines.join("\n") + "\n"));
+    // The topic's partitions are led by both shards (nodes 1 and 1001), so the page must add
+    // up two shards' counters to see every message.
+    let listing = kcat(&["-b", &bootstrap, "-L", "-t", "metered"], "");
+    assert!(listing.contains("leader 1,") && listing.contains("leader 1001,"), "{listing}");
+    let consumed = kcat(&["-b", &bootstrap, "-t", "metered", "-C", "-o", "beginning", "-e", "-q"], "");
+    assert_eq!(consumed.lines().count(), messages);
+
+    // Shards publish their counters every second: wait (bounded) for the scrape to catch up.
+    let deadline = Instant::now() + Duration::from_secs(15);
+    let page = loop {
+        let (status, page) = http(metrics_port, "GET /metrics HTTP/1.1");
+        assert_eq!(status, "HTTP/1.1 200 OK");
+        let caught_up = value(&page, "kafka_server_brokertopicmetrics_messagesin_total")
+            == Some(messages as f64)
+            && value(&page, "kafka_network_requestmetrics_requests_total{request=\"FetchConsumer\"}")
+                .is_some_and(|n| n > 0.0);
+        if caught_up || Instant::now() > deadline {
+            break page;
+        }
+        std::thread::sleep(Duration::from_millis(200));
+    };
+    let get = |series: &str| value(&page, series).unwrap_or_else(|| panic!("no {series} in:\n{page}"));
+    assert_eq!(get("kafka_server_brokertopicmetrics_messagesin_total"), messages as f64, "{page}");
+    let bytes_in = get("kafka_server_brokertopicmetrics_bytesin_total");
+    assert!(bytes_in >= (messages * value_bytes) as f64, "{page}");
+    // Everything produced was fetched at least once.
+    assert!(get("kafka_server_brokertopicmetrics_bytesout_total") >= bytes_in, "{page}");
+    assert_eq!(get("kafka_server_brokertopicmetrics_failedproducerequests_total"), 0.0);
+    assert_eq!(get("kafka_server_replicamanager_partitioncount"), 4.0);
+    assert_eq!(get("kafka_server_replicamanager_leadercount"), 4.0);
+    assert_eq!(get("kafka_server_replicamanager_underreplicatedpartitions"), 0.0);
+    assert_eq!(get("kafka_controller_kafkacontroller_activecontrollercount"), 1.0);
+    assert_eq!(get("kafka_controller_kafkacontroller_offlinepartitionscount"), 0.0);
+    assert!(get("kafka_network_requestmetrics_requests_total{request=\"Produce\"}") >= 1.0);
+    assert!(get("kafka_network_requestmetrics_requests_total{request=\"Metadata\"}") >= 2.0);
+    let produce_p99 = get("kafka_network_requestmetrics_totaltimems{request=\"Produce\",quantile=\"0.99\"}");
+    assert!(produce_p99 > 0.0, "{page}");
+    assert!(page.ends_with("# EOF\n"), "{page}");
+
+    let (status, body) = http(metrics_port, "HEAD /metrics HTTP/1.1");
+    assert_eq!((status.as_str(), body.as_str()), ("HTTP/1.1 200 OK", ""));
+    assert_eq!(http(metrics_port, "GET / HTTP/1.1").0, "HTTP/1.1 404 Not Found");
+    assert_eq!(http(metrics_port, "POST /metrics HTTP/1.1").0, "HTTP/1.1 405 Method Not Allowed");
+    // A head that never ends is cut off at its bound, and the endpoint keeps serving.
+    let mut flood = TcpStream::connect(("127.0.0.1", metrics_port)).unwrap();
+    flood.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    let _ = flood.write_all(format!("GET /metrics HTTP/1.1\r\nX: {}", "x".repeat(16 * 1024)).as_bytes());
+    let mut cut = String::new();
+    let _ = flood.read_to_string(&mut cut);
+    assert!(cut.starts_with("HTTP/1.1 431"), "{cut}");
+    assert_eq!(http(metrics_port, "GET /metrics HTTP/1.1").0, "HTTP/1.1 200 OK");
+}
+
+#[test]
+fn a_metrics_port_in_use_fails_the_start_and_names_the_key() {
+    let taken = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = taken.local_addr().unwrap().port();
+    let dir = tempfile::tempdir().unwrap();
+    let listener = format!("metrics.listener=http://127.0.0.1:{port}");
+    match Broker::try_start_in(dir.path(), 1, &[&listener], None) {
+        Ok(_) => panic!("the broker started on a metrics port in use"),
+        Err(log) => {
+            assert!(log.iter().any(|l| l.contains("metrics.listener") && l.contains("in use")), "{log:?}")
+        }
+    }
+}
