@@ -158,9 +158,12 @@ fi
 
 # --- broker lifecycle ------------------------------------------------------------------------
 BOOTSTRAP=""
+# The running shardlog's metrics endpoint: the bench reads the broker's own request times there.
+BROKER_METRICS=""
 start_broker() { # shards
-  local shards=$1 ports=() p
+  local shards=$1 ports=() p metrics_port
   for _ in $(seq "$shards"); do ports+=("$(free_port)"); done
+  metrics_port=$(free_port)
   local data="$WORK/data-$shards"
   rm -rf "$data"; mkdir -p "$data"
   "$SHARDLOG" start \
@@ -168,9 +171,11 @@ start_broker() { # shards
     --override "listeners=PLAINTEXT://127.0.0.1:${ports[0]}" \
     --override "num.shards=$shards" \
     --override "shard.ports=$(IFS=,; echo "${ports[*]}")" \
+    --override "metrics.listener=http://127.0.0.1:$metrics_port" \
     >"$WORK/broker-$shards.log" 2>&1 &
   BROKER_PID=$!
   BOOTSTRAP="127.0.0.1:${ports[0]}"
+  BROKER_METRICS="127.0.0.1:$metrics_port"
   for _ in $(seq $((BROKER_START_TIMEOUT_S * 10))); do
     grep -q "shardlog started" "$WORK/broker-$shards.log" && break
     kill -0 "$BROKER_PID" 2>/dev/null || { cat "$WORK/broker-$shards.log" >&2; exit 1; }
@@ -189,6 +194,7 @@ stop_broker() {
   kill -KILL "$BROKER_PID" 2>/dev/null || true
   wait "$BROKER_PID" 2>/dev/null || true
   BROKER_PID=""
+  BROKER_METRICS=""
 }
 
 # --- the matrix ------------------------------------------------------------------------------
@@ -200,6 +206,8 @@ bench() {
   shift 6
   local pid_args=()
   [ -z "$pid" ] || pid_args=(--broker-pid "$pid")
+  # A peer broker has no such endpoint: only shardlog's runs get the broker's request times.
+  [ -z "$BROKER_METRICS" ] || [ "$boot" != "$BOOTSTRAP" ] || pid_args+=(--broker-metrics "$BROKER_METRICS")
   log "$target / $CLIENT / $series / $point"
   fill_page_cache
   "$BENCH" run --client "$CLIENT" --workload "bench/workloads/$workload" --bootstrap "$boot" \

@@ -6,7 +6,8 @@
 //! It owns: workload files after the OpenMessaging Benchmark's ([`workload`]), paced or
 //! closed-loop producers ([`producer`], [`pacer`]), consumers that drain a backlog or tail
 //! ([`consumer`]), latency histograms ([`latency`]), the per-run JSON ([`result`]), broker
-//! process probes and profiling hooks ([`probe`]), and the dated report ([`report`]).
+//! process probes and profiling hooks ([`probe`]), the broker's own request times from its
+//! metrics endpoint ([`broker_metrics`]), and the dated report ([`report`]).
 //!
 //! Invariants:
 //! - **Latency is measured from the intended send time.** In open-loop mode that is the
@@ -17,6 +18,7 @@
 //!   histogram sizes (fixed range, saturating).
 //! - **It is not a test.** Nothing asserts on timing; a slow broker gives a slow report.
 
+pub mod broker_metrics;
 pub mod clock;
 pub mod consumer;
 pub mod kafka;

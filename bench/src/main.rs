@@ -67,6 +67,10 @@ struct RunArgs {
     /// perf sampling frequency (bounded: DWARF samples are 16 KiB each).
     #[arg(long, default_value_t = 999, value_parser = clap::value_parser!(u32).range(1..=4999))]
     profile_hz: u32,
+    /// `host:port` of the broker's Prometheus endpoint (shardlog: `metrics.listener`): records
+    /// the broker's own request times (p50 … p99.9 by request type) per phase.
+    #[arg(long)]
+    broker_metrics: Option<String>,
     /// Leave the run's topics on the broker.
     #[arg(long)]
     keep_topics: bool,
@@ -178,6 +182,7 @@ fn run_command(a: RunArgs) -> Result<()> {
         broker_pid: a.broker_pid,
         profiles: parse_tags(&a.profiles)?.into_iter().map(|(k, v)| (k, PathBuf::from(v))).collect(),
         profile_hz: a.profile_hz,
+        broker_metrics: a.broker_metrics,
         keep_topics: a.keep_topics,
         progress: !a.quiet,
     };

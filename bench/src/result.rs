@@ -50,6 +50,10 @@ pub struct PhaseResult {
     pub broker: Option<BrokerUse>,
     /// The `perf record` output, if this phase was profiled.
     pub profile: Option<String>,
+    /// The broker's own time per request type (from reading a request to writing its
+    /// response) over this phase, from its metrics endpoint (`--broker-metrics`).
+    #[serde(default)]
+    pub broker_request_us: Option<BTreeMap<String, crate::broker_metrics::RequestTimes>>,
 }
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -163,6 +167,25 @@ impl RunResult {
                         fmt_us(l.mean_us as u64)
                     );
                 }
+            }
+        }
+        let broker_times = self.phases.iter().filter_map(|p| Some((p, p.broker_request_us.as_ref()?)));
+        for (p, times) in broker_times {
+            let _ = writeln!(
+                s,
+                "broker time ({}, from its metrics) {:>9} {:>9} {:>9} {:>9}",
+                p.name, "p50", "p90", "p99", "p99.9"
+            );
+            for (request, t) in times {
+                let _ = writeln!(
+                    s,
+                    "  {request:<14} {:>9} requests {:>9} {:>9} {:>9} {:>9}",
+                    t.count,
+                    fmt_us(t.p50_us as u64),
+                    fmt_us(t.p90_us as u64),
+                    fmt_us(t.p99_us as u64),
+                    fmt_us(t.p999_us as u64)
+                );
             }
         }
         s

@@ -10,6 +10,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::{anyhow, Context, Result};
 
+use crate::broker_metrics;
 use crate::clock;
 use crate::consumer::{self, ConsumerJob, ConsumerStats};
 use crate::kafka;
@@ -53,6 +54,9 @@ pub struct RunOptions {
     pub profiles: Vec<(String, PathBuf)>,
     /// Sampling frequency of those profiles.
     pub profile_hz: u32,
+    /// `host:port` of the broker's Prometheus endpoint (shardlog's `metrics.listener`): the
+    /// broker's own request times per phase.
+    pub broker_metrics: Option<String>,
     pub keep_topics: bool,
     pub progress: bool,
 }
@@ -250,7 +254,30 @@ fn phase_result(name: &str, a: &Snapshot, b: &Snapshot, wall_s: f64, clients: &C
         e2e_latency_us,
         broker,
         profile: None,
+        broker_request_us: None,
     }
+}
+
+/// A scrape of the broker's metrics endpoint, if one was given; a failed scrape only costs
+/// the phase its broker times.
+fn scrape_broker(o: &RunOptions) -> Option<broker_metrics::Scrape> {
+    let addr = o.broker_metrics.as_deref()?;
+    broker_metrics::scrape(addr).map_err(|e| eprintln!("broker metrics: {e:#}")).ok()
+}
+
+/// [`scrape_broker`] once the broker has published everything up to now (the load has
+/// stopped).
+fn scrape_broker_when_settled(o: &RunOptions) -> Option<broker_metrics::Scrape> {
+    o.broker_metrics.as_ref()?;
+    std::thread::sleep(Duration::from_millis(broker_metrics::PUBLISH_LAG_MS));
+    scrape_broker(o)
+}
+
+fn broker_request_times(
+    before: Option<broker_metrics::Scrape>,
+    after: Option<broker_metrics::Scrape>,
+) -> Option<BTreeMap<String, broker_metrics::RequestTimes>> {
+    Some(broker_metrics::between(&before?, &after?))
 }
 
 /// Starts the profiler if this phase is the one asked for.
@@ -337,13 +364,16 @@ fn steady(
     c.reset_latency();
     progress.set_phase("measure");
     let profiler = maybe_profile(o, "measure")?;
+    let scrape_a = scrape_broker(o);
     let a = c.snapshot(o.broker_pid);
     std::thread::sleep(Duration::from_secs(w.test_duration_s));
     let b = c.snapshot(o.broker_pid);
+    let scrape_b = scrape_broker(o);
     // Values recorded after the window (the flush tail) must not count.
     c.set_recording(false);
     let wall_s = b.at.zip(a.at).map_or(0.0, |(b, a)| (b - a).as_secs_f64());
     let mut phase = phase_result("measure", &a, &b, wall_s, c);
+    phase.broker_request_us = broker_request_times(scrape_a, scrape_b);
     finish_profile(profiler, &mut phase)?;
     progress.set_phase("stopping");
     c.join_producers()?;
@@ -369,6 +399,7 @@ fn backlog_drain(
 
     progress.set_phase("backlog");
     let profiler = maybe_profile(o, "backlog")?;
+    let scrape_a = scrape_broker(o);
     let a = c.snapshot(o.broker_pid);
     c.start_producers(o, topics, w.consumer_backlog_bytes)?;
     let deadline = Instant::now() + phase_limit;
@@ -379,6 +410,8 @@ fn backlog_drain(
     let b = c.snapshot(o.broker_pid);
     let wall_s = b.at.zip(a.at).map_or(0.0, |(b, a)| (b - a).as_secs_f64());
     let mut backlog = phase_result("backlog", &a, &b, wall_s, c);
+    let scrape_b = scrape_broker_when_settled(o);
+    backlog.broker_request_us = broker_request_times(scrape_a, scrape_b.clone());
     finish_profile(profiler, &mut backlog)?;
 
     // The drain: the old messages' send times say nothing about fetch latency.
@@ -404,5 +437,6 @@ fn backlog_drain(
     let mut drain = phase_result("drain", &a, &b, wall_s, c);
     finish_profile(profiler, &mut drain)?;
     c.join_consumers()?;
+    drain.broker_request_us = broker_request_times(scrape_b, scrape_broker_when_settled(o));
     Ok(vec![backlog, drain])
 }

@@ -24,7 +24,8 @@ fn sequence(payload: &[u8]) -> u64 {
 
 #[test]
 fn native_producer_and_consumer_move_every_record() {
-    let broker = Broker::start(2, &[]);
+    let metrics_port = common::free_ports(1)[0];
+    let broker = Broker::start(2, &[&format!("metrics.listener=http://127.0.0.1:{metrics_port}")]);
     // A backlog drain: the producer stops after exactly RECORDS records (the byte budget),
     // then the consumer reads them from the beginning. Small batches with keys over 16
     // partitions on two shards: many requests in flight on two connections.
@@ -49,6 +50,7 @@ fn native_producer_and_consumer_move_every_record() {
         broker_pid: None,
         profiles: Vec::new(),
         profile_hz: 99,
+        broker_metrics: Some(format!("127.0.0.1:{metrics_port}")),
         keep_topics: true,
         progress: false,
     })
@@ -62,6 +64,15 @@ fn native_producer_and_consumer_move_every_record() {
     assert_eq!(drain.consumed.errors, 0);
     assert_eq!(drain.consumed.messages, RECORDS, "records the native consumer counted");
     assert_eq!(drain.consumed.bytes, RECORDS * MESSAGE_BYTES);
+    // The broker's own request times, per phase, from its metrics endpoint: the backlog's
+    // produce requests and the drain's fetches, each in its own phase.
+    let requests = |phase: &shardlog_bench::result::PhaseResult, request: &str| {
+        let times = phase.broker_request_us.as_ref().expect("broker times were scraped");
+        times.get(request).map_or(0, |t| t.count)
+    };
+    assert!(requests(backlog, "Produce") > 0, "{:?}", backlog.broker_request_us);
+    assert_eq!(requests(drain, "Produce"), 0, "{:?}", drain.broker_request_us);
+    assert!(requests(drain, "FetchConsumer") > 0, "{:?}", drain.broker_request_us);
 
     // librdkafka reads the same topic: every sequence number once, none missing.
     let topic = &result.topics[0];

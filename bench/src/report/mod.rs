@@ -338,6 +338,22 @@ fn headline_rows(inp: &Inputs, client: &str) -> Vec<HeadlineRow> {
             ratio(p999.map(|v| v as f64), Some(5000.0)),
             None,
         );
+        // How much of the latency is the broker's: its own time for these Produce requests.
+        let produce = measure(r).and_then(|p| p.broker_request_us.as_ref()?.get("Produce").cloned());
+        if let Some(t) = produce {
+            row(
+                "  of which the broker's Produce time, p50 / p99 / p99.9 (its metrics)",
+                "reported",
+                format!(
+                    "{} / {} / {}",
+                    fmt_us(t.p50_us as u64),
+                    fmt_us(t.p99_us as u64),
+                    fmt_us(t.p999_us as u64)
+                ),
+                String::new(),
+                None,
+            );
+        }
     }
     let cpu = |phase: &str| {
         backlog.and_then(|r| r.phase(phase)).and_then(|p| p.broker.clone()).and_then(|b| {
@@ -595,21 +611,28 @@ fn load_section(md: &mut String, inp: &Inputs, dir: &Path) -> Result<()> {
                 "Open loop: 1 KiB, 16 partitions, the rate a fraction of the closed-loop max rate of the \
                  same target in this run. Latency runs from the *intended* send time (coordinated \
                  omission corrected): ack = until the producer's delivery report, e2e = until the \
-                 consumer has the message.\n"
+                 consumer has the message. *Broker produce* is the broker's own time for the run's \
+                 Produce requests, from reading a request to writing its response (its metrics \
+                 endpoint, `shardlog_request_total_time_seconds`): what of the ack latency the \
+                 broker spent; the rest is the client's linger and queues, and the network.\n"
             );
             any = true;
         }
         let file = format!("latency-vs-load-{target}.svg");
         let _ = writeln!(md, "**{target}** — ![latency against load](plots/{file})\n");
-        let _ = writeln!(md, "| load % | target msg/s | achieved msg/s | e2e p50 | p90 | p99 | p99.9 | p99.99 | max | ack p99 |");
-        let _ = writeln!(md, "| ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |");
+        let _ = writeln!(
+            md,
+            "| load % | target msg/s | achieved msg/s | e2e p50 | p90 | p99 | p99.9 | p99.99 | max | ack p50 | ack p99 | broker produce p50 | p99 | p99.9 |"
+        );
+        let _ = writeln!(md, "| ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |");
         let mut s = [(50, Vec::new()), (99, Vec::new()), (999, Vec::new()), (9999, Vec::new())];
         for (x, r) in &runs {
             let Some(p) = measure(r) else { continue };
             let e = p.e2e_latency_us.as_ref();
+            let produce = p.broker_request_us.as_ref().and_then(|t| t.get("Produce"));
             let _ = writeln!(
                 md,
-                "| {x} | {} | {} | {} | {} | {} | {} | {} | {} | {} |",
+                "| {x} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} |",
                 thousands(r.workload.producer_rate_msgs_per_s as f64),
                 thousands(p.produced.msgs_per_s),
                 opt_us(e.map(|l| l.p50_us)),
@@ -618,7 +641,11 @@ fn load_section(md: &mut String, inp: &Inputs, dir: &Path) -> Result<()> {
                 opt_us(e.map(|l| l.p999_us)),
                 opt_us(e.map(|l| l.p9999_us)),
                 opt_us(e.map(|l| l.max_us)),
-                opt_us(p.ack_latency_us.as_ref().map(|l| l.p99_us))
+                opt_us(p.ack_latency_us.as_ref().map(|l| l.p50_us)),
+                opt_us(p.ack_latency_us.as_ref().map(|l| l.p99_us)),
+                opt_us(produce.map(|t| t.p50_us as u64)),
+                opt_us(produce.map(|t| t.p99_us as u64)),
+                opt_us(produce.map(|t| t.p999_us as u64))
             );
             if let Some(e) = e {
                 let rate = r.workload.producer_rate_msgs_per_s as f64;

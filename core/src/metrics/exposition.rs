@@ -8,13 +8,14 @@
 //! `kafka_network_requestmetrics_totaltimems{request="Produce",quantile="0.99"}`.
 
 use prometheus_client::collector::Collector;
-use prometheus_client::encoding::{DescriptorEncoder, EncodeMetric};
+use prometheus_client::encoding::{DescriptorEncoder, EncodeMetric, NoLabelSet};
 use prometheus_client::metrics::counter::ConstCounter;
 use prometheus_client::metrics::gauge::ConstGauge;
+use prometheus_client::metrics::MetricType;
 use prometheus_client::registry::Registry;
 use shardlog_net::kafka_protocol::messages::ApiKey;
 
-use super::{RequestSnapshot, ShardSnapshot};
+use super::{RequestSnapshot, ShardSnapshot, TIME_BUCKETS_US};
 use crate::metadata::MetadataImage;
 
 /// Kafka's request-time percentiles (`50thPercentile` … `999thPercentile`) as quantile labels.
@@ -172,6 +173,28 @@ impl Collector for Scrape {
                 |r| &r.send_time_us,
             ),
         ];
+        {
+            let mut metric = encoder.encode_descriptor(
+                "shardlog_request_total_time_seconds",
+                "TotalTimeMs as a Prometheus histogram of every request since the start: diff two scrapes for the requests between them.",
+                None,
+                MetricType::Histogram,
+            )?;
+            for (name, r) in &requests {
+                let b = &r.total_time_buckets;
+                let buckets: Vec<(f64, u64)> = TIME_BUCKETS_US
+                    .iter()
+                    .map(|&us| us as f64 / 1e6)
+                    .chain([f64::MAX])
+                    .zip(b.counts)
+                    .collect();
+                let sum_s = b.sum_us as f64 / 1e6;
+                let count = b.counts.iter().sum();
+                metric
+                    .encode_family(&[("request", name.as_str())])?
+                    .encode_histogram::<NoLabelSet>(sum_s, count, &buckets, None)?;
+            }
+        }
         for (metric_name, help, histogram_of) in histograms {
             let mut metric =
                 encoder.encode_descriptor(metric_name, help, None, ConstGauge::new(0.0f64).metric_type())?;
@@ -232,6 +255,10 @@ mod tests {
             "kafka_server_socket_server_metrics_connection_count{listener=\"PLAINTEXT\"} 7",
             "kafka_network_requestmetrics_requests_total{request=\"Produce\"} 100",
             "kafka_network_requestmetrics_requests_total{request=\"FetchConsumer\"} 1",
+            "shardlog_request_total_time_seconds_bucket{le=\"0.05\",request=\"Produce\"} 50",
+            "shardlog_request_total_time_seconds_bucket{le=\"+Inf\",request=\"Produce\"} 100",
+            "shardlog_request_total_time_seconds_count{request=\"Produce\"} 100",
+            "shardlog_request_total_time_seconds_bucket{le=\"0.003\",request=\"FetchConsumer\"} 1",
         ] {
             assert!(text.lines().any(|l| l == line), "no line {line:?} in:\n{text}");
         }

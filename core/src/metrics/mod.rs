@@ -35,8 +35,17 @@ const SNAPSHOT_CHANNEL_CAPACITY: usize = 2;
 /// Largest recordable request time: a fetch waits at most a minute, a send at most
 /// `connections.max.idle.ms`; longer ones are clamped to this, not lost.
 const TIME_US_MAX: u64 = 3_600_000_000;
-/// Two significant digits: percentiles within 1 %, 20 KiB per histogram.
+/// Two significant digits: percentiles within 1 %, 26 KiB per histogram.
 const TIME_SIGNIFICANT_DIGITS: u8 = 2;
+/// Upper bounds (µs) of the cumulative request-time buckets, Prometheus's own histogram: its
+/// bucket counts only grow, so the time of the requests between two scrapes is their
+/// difference (what `histogram_quantile(rate(...))` and the bench's `--broker-metrics` read).
+/// Fine below 5 ms, where a healthy broker's requests are.
+pub const TIME_BUCKETS_US: [u64; 30] = [
+    50, 100, 150, 200, 300, 400, 500, 750, 1_000, 1_500, 2_000, 3_000, 4_000, 5_000, 7_500, 10_000, 15_000,
+    20_000, 30_000, 50_000, 75_000, 100_000, 250_000, 500_000, 1_000_000, 2_500_000, 5_000_000, 10_000_000,
+    30_000_000, 60_000_000,
+];
 
 /// One shard's counters. Every field only grows (Prometheus counters), except the histograms'
 /// windows.
@@ -64,6 +73,29 @@ struct RequestStats {
     count: u64,
     total_time: WindowedHistogram,
     send_time: WindowedHistogram,
+    total_time_buckets: TimeBuckets,
+}
+
+/// Requests per [`TIME_BUCKETS_US`] bucket (the last one: above them all) and their total time.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct TimeBuckets {
+    pub counts: [u64; TIME_BUCKETS_US.len() + 1],
+    pub sum_us: u64,
+}
+
+impl TimeBuckets {
+    fn record(&mut self, us: u64) {
+        let bucket = TIME_BUCKETS_US.partition_point(|&upper| upper < us);
+        self.counts[bucket] += 1;
+        self.sum_us = self.sum_us.saturating_add(us);
+    }
+
+    fn add(&mut self, other: &TimeBuckets) {
+        for (sum, n) in self.counts.iter_mut().zip(other.counts) {
+            *sum += n;
+        }
+        self.sum_us = self.sum_us.saturating_add(other.sum_us);
+    }
 }
 
 impl ShardMetrics {
@@ -75,9 +107,12 @@ impl ShardMetrics {
             count: 0,
             total_time: WindowedHistogram::new(sent),
             send_time: WindowedHistogram::new(sent),
+            total_time_buckets: TimeBuckets::default(),
         });
         stats.count += 1;
-        stats.total_time.record(sent, sent.saturating_duration_since(received));
+        let total_time = sent.saturating_duration_since(received);
+        stats.total_time_buckets.record(u64::try_from(total_time.as_micros()).unwrap_or(u64::MAX));
+        stats.total_time.record(sent, total_time);
         stats.send_time.record(sent, sent.saturating_duration_since(handled));
     }
 
@@ -119,6 +154,7 @@ impl ShardMetrics {
                         count: stats.count,
                         total_time_us: stats.total_time.recent(now),
                         send_time_us: stats.send_time.recent(now),
+                        total_time_buckets: stats.total_time_buckets.clone(),
                     },
                 )
             })
@@ -141,6 +177,8 @@ pub struct RequestSnapshot {
     /// Microseconds, recent requests only (see the module docs).
     pub total_time_us: Histogram<u64>,
     pub send_time_us: Histogram<u64>,
+    /// Every request since the start, by [`TIME_BUCKETS_US`].
+    pub total_time_buckets: TimeBuckets,
 }
 
 impl ShardSnapshot {
@@ -164,6 +202,7 @@ impl ShardSnapshot {
                     }
                     Some(sum) => {
                         sum.count += r.count;
+                        sum.total_time_buckets.add(&r.total_time_buckets);
                         // Same bounds on every shard, so adding cannot fail; if it did, the
                         // sum would only miss that shard's recent times.
                         let _ = sum.total_time_us.add(&r.total_time_us);
@@ -332,5 +371,19 @@ mod tests {
         assert!(produce.total_time_us.equivalent(produce.total_time_us.max(), 3_000));
         assert!(produce.send_time_us.equivalent(produce.send_time_us.min(), 100));
         assert_eq!(sum.requests[&1].count, 1);
+        // 1 ms is in the bucket up to 1,000 µs, 3 ms in the one up to 3,000 µs.
+        let buckets = &produce.total_time_buckets;
+        let upper_of = |us: u64| TIME_BUCKETS_US.iter().position(|&b| b == us).unwrap();
+        assert_eq!((buckets.counts[upper_of(1_000)], buckets.counts[upper_of(3_000)]), (1, 1));
+        assert_eq!(buckets.counts.iter().sum::<u64>(), 2);
+        assert_eq!(buckets.sum_us, 4_000);
+    }
+
+    #[test]
+    fn times_beyond_the_last_bucket_are_counted_above_it() {
+        let mut b = TimeBuckets::default();
+        b.record(0);
+        b.record(TIME_BUCKETS_US[29] + 1);
+        assert_eq!((b.counts[0], b.counts[30]), (1, 1));
     }
 }
