@@ -308,9 +308,12 @@ echo "loadavg_end=$(cut -d' ' -f1-3 /proc/loadavg)" >>"$OUT/raw/machine.txt"
   echo
   echo "Each directory is one run of \`perf-reports/run.sh\` (see its header for the knobs)."
   echo
-  # Sorted without the trailing slash: "2026-12-05/" would sort after "2026-12-05-x/".
-  for d in $(ls -d perf-reports/*/ 2>/dev/null | sed 's:/$::' | sort -r); do
-    d=${d#perf-reports/}
+  # By the time in each report's first line: names of one day ("2026-12-05-x") do not sort by time.
+  for d in perf-reports/*/; do
+    d=${d%/}
+    t=$(head -n1 "$d/report.md" 2>/dev/null | sed -n 's/.* — \([0-9T:Z-]*\)$/\1/p')
+    echo "${t:-0} ${d#perf-reports/}"
+  done | sort -r | while read -r _ d; do
     echo "- [$d]($d/report.md)"
   done
 } >perf-reports/README.md
