@@ -297,6 +297,32 @@ impl Producer {
     }
 }
 
+/// Kafka's sticky partitioner (KIP-480) for keyless records: they go to one partition until
+/// its batch is sent — full or lingered, either way — and then the next batch starts on the
+/// next partition, so records spread over every partition batch by batch.
+struct StickyPartitioner {
+    current: i32,
+    partitions: i32,
+    used: bool,
+}
+
+impl StickyPartitioner {
+    fn new(producer_index: usize, partitions: usize) -> StickyPartitioner {
+        let partitions = partitions.max(1) as i32;
+        StickyPartitioner { current: (producer_index % partitions as usize) as i32, partitions, used: false }
+    }
+
+    /// The partition of the next keyless record; `has_pending_batch(p)` says whether a batch
+    /// for `p` is still being filled.
+    fn next(&mut self, has_pending_batch: impl Fn(i32) -> bool) -> i32 {
+        if self.used && !has_pending_batch(self.current) {
+            self.current = (self.current + 1) % self.partitions;
+        }
+        self.used = true;
+        self.current
+    }
+}
+
 /// Runs until `stop` (or the byte budget), then sends what is pending and waits for its
 /// answers (each bounded by the I/O timeout).
 pub fn run(job: ProducerJob) -> Result<()> {
@@ -321,7 +347,7 @@ pub fn run(job: ProducerJob) -> Result<()> {
     let mut pacer = Pacer::new(job.rate_msgs_per_s, clock::now_ns());
     let mut key_buf = [0u8; 20];
     let mut sequence: u64 = 0;
-    let mut sticky: i32 = (job.index as usize % partitions) as i32;
+    let mut sticky = StickyPartitioner::new(job.index as usize, partitions);
     let mut enqueued_bytes: u64 = 0;
     let mut next_linger_check_ns = 0;
 
@@ -350,15 +376,10 @@ pub fn run(job: ProducerJob) -> Result<()> {
         let key = key_len.map(|n| &key_buf[..n]);
         let partition = match key {
             Some(k) => partition_for_key(k, partitions) as i32,
-            None => sticky,
+            None => sticky.next(|p| producer.pending.contains_key(&p)),
         };
         let value = payload.stamp(sequence, send_ns);
         producer.add(partition, key, value, send_ns)?;
-        // Keyless records stick to one partition until its batch is sent (librdkafka's and
-        // Kafka's sticky partitioner).
-        if key.is_none() && !producer.pending.contains_key(&partition) {
-            sticky = (sticky + 1) % partitions as i32;
-        }
         enqueued_bytes += w.message_size_bytes as u64;
         sequence += 1;
     }
@@ -367,4 +388,30 @@ pub fn run(job: ProducerJob) -> Result<()> {
         l.close();
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn keyless_records_move_on_once_their_batch_is_sent_however_it_was_sent() {
+        let mut sticky = StickyPartitioner::new(1, 3);
+        let pending = std::cell::RefCell::new(std::collections::BTreeSet::new());
+        let mut next = || {
+            let p = sticky.next(|p| pending.borrow().contains(&p));
+            pending.borrow_mut().insert(p);
+            p
+        };
+        // Records join the open batch of their partition...
+        assert_eq!((next(), next()), (1, 1));
+        // ...and once it is sent (a linger expiry as much as a full batch), the next record
+        // starts a batch on the next partition, round and round.
+        let mut seen = Vec::new();
+        for _ in 0..4 {
+            pending.borrow_mut().clear();
+            seen.push(next());
+        }
+        assert_eq!(seen, [2, 0, 1, 2]);
+    }
 }
