@@ -7,6 +7,9 @@ use std::net::TcpStream;
 use std::time::{Duration, Instant};
 
 use common::{free_ports, kcat, Broker};
+use rdkafka::config::ClientConfig;
+use rdkafka::consumer::{BaseConsumer, CommitMode, Consumer};
+use rdkafka::{Offset, TopicPartitionList};
 
 /// One HTTP exchange; returns the status line and the body.
 fn http(port: u16, request_line: &str) -> (String, String) {
@@ -27,6 +30,17 @@ fn value(page: &str, series: &str) -> Option<f64> {
     })
 }
 
+/// The sum of a group's `kafka_consumergroup_lag` series, and how many there are.
+fn lag_of(page: &str, group: &str) -> (f64, usize) {
+    let prefix = format!("kafka_consumergroup_lag{{consumergroup=\"{group}\",");
+    let lags: Vec<f64> = page
+        .lines()
+        .filter(|l| l.starts_with(&prefix))
+        .filter_map(|l| l.rsplit_once(' ').and_then(|(_, v)| v.parse().ok()))
+        .collect();
+    (lags.iter().sum(), lags.len())
+}
+
 #[test]
 fn metrics_add_up_what_clients_did_on_every_shard() {
     let metrics_port = free_ports(1)[0];
@@ -42,6 +56,18 @@ fn metrics_add_up_what_clients_did_on_every_shard() {
     assert!(listing.contains("leader 1,") && listing.contains("leader 1001,"), "{listing}");
     let consumed = kcat(&["-b", &bootstrap, "-t", "metered", "-C", "-o", "beginning", "-e", "-q"], "");
     assert_eq!(consumed.lines().count(), messages);
+    // A group that committed offset 0 everywhere lags by every message.
+    let consumer: BaseConsumer = ClientConfig::new()
+        .set("bootstrap.servers", &bootstrap)
+        .set("group.id", "lagging")
+        .set("enable.auto.commit", "false")
+        .create()
+        .expect("consumer");
+    let mut committed = TopicPartitionList::new();
+    for partition in 0..4 {
+        committed.add_partition_offset("metered", partition, Offset::Offset(0)).expect("offset");
+    }
+    consumer.commit(&committed, CommitMode::Sync).expect("commit");
 
     // Shards publish their counters every second: wait (bounded) for the scrape to catch up.
     let deadline = Instant::now() + Duration::from_secs(15);
@@ -51,7 +77,8 @@ fn metrics_add_up_what_clients_did_on_every_shard() {
         let caught_up = value(&page, "kafka_server_brokertopicmetrics_messagesin_total")
             == Some(messages as f64)
             && value(&page, "kafka_network_requestmetrics_requests_total{request=\"FetchConsumer\"}")
-                .is_some_and(|n| n > 0.0);
+                .is_some_and(|n| n > 0.0)
+            && lag_of(&page, "lagging").1 == 4;
         if caught_up || Instant::now() > deadline {
             break page;
         }
@@ -64,13 +91,25 @@ fn metrics_add_up_what_clients_did_on_every_shard() {
     // Everything produced was fetched at least once.
     assert!(get("kafka_server_brokertopicmetrics_bytesout_total") >= bytes_in, "{page}");
     assert_eq!(get("kafka_server_brokertopicmetrics_failedproducerequests_total"), 0.0);
-    assert_eq!(get("kafka_server_replicamanager_partitioncount"), 4.0);
-    assert_eq!(get("kafka_server_replicamanager_leadercount"), 4.0);
+    // The topic's 4 partitions and `__consumer_offsets`' 50, made by the group's commit.
+    assert_eq!(get("kafka_server_replicamanager_partitioncount"), 54.0);
+    assert_eq!(get("kafka_server_replicamanager_leadercount"), 54.0);
     assert_eq!(get("kafka_server_replicamanager_underreplicatedpartitions"), 0.0);
     assert_eq!(get("kafka_controller_kafkacontroller_activecontrollercount"), 1.0);
     assert_eq!(get("kafka_controller_kafkacontroller_offlinepartitionscount"), 0.0);
     assert!(get("kafka_network_requestmetrics_requests_total{request=\"Produce\"}") >= 1.0);
     assert!(get("kafka_network_requestmetrics_requests_total{request=\"Metadata\"}") >= 2.0);
+    // Lag per partition is its end minus the committed 0: all of them add up to every message.
+    assert_eq!(lag_of(&page, "lagging"), (messages as f64, 4), "{page}");
+    for partition in 0..4 {
+        let end = get(&format!(
+            "kafka_topic_partition_current_offset{{topic=\"metered\",partition=\"{partition}\"}}"
+        ));
+        let lag = get(&format!(
+            "kafka_consumergroup_lag{{consumergroup=\"lagging\",topic=\"metered\",partition=\"{partition}\"}}"
+        ));
+        assert_eq!(lag, end, "{page}");
+    }
     let produce_p99 = get("kafka_network_requestmetrics_totaltimems{request=\"Produce\",quantile=\"0.99\"}");
     assert!(produce_p99 > 0.0, "{page}");
     assert!(page.ends_with("# EOF\n"), "{page}");

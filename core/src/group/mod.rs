@@ -861,6 +861,23 @@ impl GroupCoordinator {
         Ok(listed)
     }
 
+    /// Up to `max` committed offsets of the groups loaded on this shard, `(group, topic,
+    /// partition, offset)`: what consumer-lag metrics compare with the partitions' ends.
+    pub fn committed_offsets(&self, max: usize) -> Vec<(String, String, i32, i64)> {
+        let groups = self.groups.borrow();
+        let mut out = Vec::new();
+        for group in groups.values() {
+            let group = group.borrow();
+            for ((topic, partition), value) in &group.offsets {
+                if out.len() >= max {
+                    return out;
+                }
+                out.push((group.id.clone(), topic.clone(), *partition, value.offset));
+            }
+        }
+        out
+    }
+
     pub async fn describe_group(&self, shard: &Shard, group_id: &str) -> GroupDescription {
         let dead = |error: i16| GroupDescription {
             error,

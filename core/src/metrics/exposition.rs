@@ -148,6 +148,52 @@ impl Collector for Scrape {
             gauge.encode(metric.encode_family(&[("listener", self.listener_name.as_str())])?)?;
         }
 
+        // Consumer lag under kafka_exporter's names (what Prometheus setups for Kafka read):
+        // a group's committed offset against its partition's high watermark.
+        {
+            let gauge = ConstGauge::new(0i64);
+            let mut ends = encoder.encode_descriptor(
+                "kafka_topic_partition_current_offset",
+                "High watermark of each partition.",
+                None,
+                gauge.metric_type(),
+            )?;
+            for ((topic, partition), end) in &self.sum.partition_ends {
+                let partition = partition.to_string();
+                let labels = [("topic", topic.as_str()), ("partition", partition.as_str())];
+                ConstGauge::new(*end).encode(ends.encode_family(&labels)?)?;
+            }
+        }
+        let mut committed = self.sum.committed_offsets.clone();
+        committed.sort();
+        for (name, help, lag) in [
+            ("kafka_consumergroup_current_offset", "A group's committed offset of each partition.", false),
+            (
+                "kafka_consumergroup_lag",
+                "Messages a group has not committed yet: high watermark minus committed offset.",
+                true,
+            ),
+        ] {
+            let mut metric =
+                encoder.encode_descriptor(name, help, None, ConstGauge::new(0i64).metric_type())?;
+            for (group, topic, partition, offset) in &committed {
+                let value = match (lag, self.sum.partition_ends.get(&(topic.clone(), *partition))) {
+                    (false, _) => *offset,
+                    // A negative offset is "none committed": no lag to say.
+                    (true, Some(_)) if *offset < 0 => continue,
+                    (true, Some(end)) => (end - offset).max(0),
+                    (true, None) => continue, // the partition is gone, or beyond the bound
+                };
+                let partition = partition.to_string();
+                let labels = [
+                    ("consumergroup", group.as_str()),
+                    ("topic", topic.as_str()),
+                    ("partition", partition.as_str()),
+                ];
+                ConstGauge::new(value).encode(metric.encode_family(&labels)?)?;
+            }
+        }
+
         let requests: Vec<(String, &RequestSnapshot)> =
             self.sum.requests.iter().map(|(key, r)| (request_name(*key), r)).collect();
         {
@@ -246,7 +292,19 @@ mod tests {
             active_controller: 1,
             ..Default::default()
         };
-        let text = render(ShardSnapshot::sum([&shard.snapshot(7)]), gauges, "PLAINTEXT");
+        // Partition ends on one shard, a group's offsets on another.
+        let mut leader = shard.snapshot(7);
+        leader.partition_ends.insert(("orders".into(), 0), 100);
+        leader.partition_ends.insert(("orders".into(), 1), 40);
+        let coordinator = ShardSnapshot {
+            committed_offsets: vec![
+                ("billing".into(), "orders".into(), 0, 90),
+                ("billing".into(), "orders".into(), 1, -1),
+                ("billing".into(), "gone".into(), 0, 5),
+            ],
+            ..ShardSnapshot::default()
+        };
+        let text = render(ShardSnapshot::sum([&leader, &coordinator]), gauges, "PLAINTEXT");
         for line in [
             "kafka_server_brokertopicmetrics_bytesin_total 4096",
             "kafka_server_brokertopicmetrics_messagesin_total 4",
@@ -259,6 +317,9 @@ mod tests {
             "shardlog_request_total_time_seconds_bucket{le=\"+Inf\",request=\"Produce\"} 100",
             "shardlog_request_total_time_seconds_count{request=\"Produce\"} 100",
             "shardlog_request_total_time_seconds_bucket{le=\"0.003\",request=\"FetchConsumer\"} 1",
+            "kafka_topic_partition_current_offset{topic=\"orders\",partition=\"1\"} 40",
+            "kafka_consumergroup_current_offset{consumergroup=\"billing\",topic=\"orders\",partition=\"0\"} 90",
+            "kafka_consumergroup_lag{consumergroup=\"billing\",topic=\"orders\",partition=\"0\"} 10",
         ] {
             assert!(text.lines().any(|l| l == line), "no line {line:?} in:\n{text}");
         }
@@ -281,5 +342,9 @@ mod tests {
             );
         }
         assert!(text.ends_with("# EOF\n"), "{text}");
+        // No lag without a committed offset, nor for a partition with no known end.
+        assert!(!text
+            .contains("kafka_consumergroup_lag{consumergroup=\"billing\",topic=\"orders\",partition=\"1\"}"));
+        assert!(!text.contains("kafka_consumergroup_lag{consumergroup=\"billing\",topic=\"gone\""));
     }
 }

@@ -30,6 +30,10 @@ use hdrhistogram::Histogram;
 pub const PUBLISH_INTERVAL_MS: u64 = 1_000;
 /// Request-time percentiles cover the last `WINDOW_MS` to `2 × WINDOW_MS`.
 pub const WINDOW_MS: u64 = 30_000;
+/// Partition ends and committed offsets one shard sends for consumer lag: a bound on the
+/// snapshot (and the page) whatever the number of partitions and groups; beyond it the lag
+/// series of the rest are missing from the page, not wrong.
+pub const LAG_ENTRIES_PER_SHARD_MAX: usize = 10_000;
 /// Snapshots queued from one shard to shard 0; a newer one replaces an older one anyway.
 const SNAPSHOT_CHANNEL_CAPACITY: usize = 2;
 /// Largest recordable request time: a fetch waits at most a minute, a send at most
@@ -159,7 +163,12 @@ impl ShardMetrics {
                 )
             })
             .collect();
-        ShardSnapshot { requests, topics: self.topics.get(), connections: connections as u64 }
+        ShardSnapshot {
+            requests,
+            topics: self.topics.get(),
+            connections: connections as u64,
+            ..Default::default()
+        }
     }
 }
 
@@ -169,6 +178,10 @@ pub struct ShardSnapshot {
     pub requests: BTreeMap<i16, RequestSnapshot>,
     pub topics: TopicCounters,
     pub connections: u64,
+    /// `(topic, partition) → high watermark` of the partitions this shard leads.
+    pub partition_ends: BTreeMap<(String, i32), i64>,
+    /// `(group, topic, partition, committed offset)` of the groups this shard coordinates.
+    pub committed_offsets: Vec<(String, String, i32, i64)>,
 }
 
 #[derive(Clone)]
@@ -195,6 +208,8 @@ impl ShardSnapshot {
             t.fetch_requests += s.topics.fetch_requests;
             t.failed_fetch_requests += s.topics.failed_fetch_requests;
             out.connections += s.connections;
+            out.partition_ends.extend(s.partition_ends.iter().map(|(k, v)| (k.clone(), *v)));
+            out.committed_offsets.extend(s.committed_offsets.iter().cloned());
             for (api_key, r) in &s.requests {
                 match out.requests.get_mut(api_key) {
                     None => {

@@ -123,7 +123,7 @@ pub async fn run(
     let group_cleanup = glommio::spawn_local(crate::group::expiry::clean_forever(shard.clone())).detach();
     let metrics_publisher = metrics_sender.map(|sender| {
         let shard = shard.clone();
-        let take = move || shard.metrics.snapshot(shard.connections_open.get());
+        let take = move || shard.metrics_snapshot();
         glommio::spawn_local(crate::metrics::publish(sender, take)).detach()
     });
     let metrics_endpoint = match metrics_listener {
@@ -269,6 +269,22 @@ async fn bind_exclusive(host: &str, port: u16) -> std::io::Result<TcpListener> {
 }
 
 impl Shard {
+    /// What this shard sends to shard 0 for the metrics endpoint: its counters, and for
+    /// consumer lag the ends of the partitions it leads and its groups' committed offsets.
+    fn metrics_snapshot(&self) -> ShardSnapshot {
+        let max = crate::metrics::LAG_ENTRIES_PER_SHARD_MAX;
+        let mut snapshot = self.metrics.snapshot(self.connections_open.get());
+        snapshot.partition_ends = self
+            .partitions
+            .borrow()
+            .iter()
+            .take(max)
+            .map(|((topic, index), p)| ((topic.clone(), *index), p.high_watermark()))
+            .collect();
+        snapshot.committed_offsets = self.groups.committed_offsets(max);
+        snapshot
+    }
+
     /// The partition if this shard leads it; `None` for unknown and not-led alike (the caller
     /// tells the two apart with the image).
     pub fn partition(&self, topic: &str, index: i32) -> Option<Rc<Partition>> {
