@@ -110,6 +110,13 @@ fn metrics_add_up_what_clients_did_on_every_shard() {
         ));
         assert_eq!(lag, end, "{page}");
     }
+    // Each shard reports its own load; the process its memory.
+    for shard in 0..2 {
+        assert!(get(&format!("shardlog_shard_busy_seconds_total{{shard=\"{shard}\"}}")) > 0.0, "{page}");
+        assert!(get(&format!("shardlog_shard_tasks_total{{shard=\"{shard}\"}}")) > 0.0, "{page}");
+    }
+    assert!(get("process_resident_memory_bytes") > 1e6, "{page}");
+    assert!(get("process_cpu_seconds_total") > 0.0, "{page}");
     let produce_p99 = get("kafka_network_requestmetrics_totaltimems{request=\"Produce\",quantile=\"0.99\"}");
     assert!(produce_p99 > 0.0, "{page}");
     assert!(page.ends_with("# EOF\n"), "{page}");

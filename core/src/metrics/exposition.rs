@@ -54,10 +54,56 @@ impl ClusterGauges {
     }
 }
 
+/// The broker process as Prometheus's standard `process_*` metrics report it; each is `None`
+/// when `/proc` could not say.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct ProcessStats {
+    pub cpu_s: Option<f64>,
+    pub resident_bytes: Option<u64>,
+    pub open_fds: Option<u64>,
+    pub start_time_s: Option<f64>,
+}
+
+/// Descriptors counted at most, so a scrape's work is bounded whatever the process holds.
+const OPEN_FDS_COUNTED_MAX: usize = 1 << 20;
+
+impl ProcessStats {
+    pub fn read() -> ProcessStats {
+        let stat = std::fs::read_to_string("/proc/self/stat").ok();
+        let resident_bytes = std::fs::read_to_string("/proc/self/status").ok().and_then(|status| {
+            let line = status.lines().find(|l| l.starts_with("VmRSS:"))?;
+            Some(line.split_whitespace().nth(1)?.parse::<u64>().ok()? * 1024)
+        });
+        let open_fds =
+            std::fs::read_dir("/proc/self/fd").ok().map(|d| d.take(OPEN_FDS_COUNTED_MAX).count() as u64);
+        // Field 22: start time in clock ticks after boot; /proc/stat's btime: boot, Unix seconds.
+        let start_time_s = stat.as_deref().and_then(|stat| {
+            let (_, after) = stat.rsplit_once(')')?;
+            let ticks: u64 = after.split_whitespace().nth(19)?.parse().ok()?;
+            let proc_stat = std::fs::read_to_string("/proc/stat").ok()?;
+            let boot_s: u64 =
+                proc_stat.lines().find_map(|l| l.strip_prefix("btime "))?.trim().parse().ok()?;
+            Some(boot_s as f64 + ticks as f64 / super::clock_ticks_per_s())
+        });
+        ProcessStats {
+            cpu_s: stat.as_deref().and_then(super::stat_cpu_s),
+            resident_bytes,
+            open_fds,
+            start_time_s,
+        }
+    }
+}
+
 /// The whole scrape.
-pub fn render(sum: ShardSnapshot, gauges: ClusterGauges, listener_name: &str) -> String {
+pub fn render(
+    sum: ShardSnapshot,
+    gauges: ClusterGauges,
+    process: ProcessStats,
+    listener_name: &str,
+) -> String {
     let mut registry = Registry::default();
-    registry.register_collector(Box::new(Scrape { sum, gauges, listener_name: listener_name.to_string() }));
+    let listener_name = listener_name.to_string();
+    registry.register_collector(Box::new(Scrape { sum, gauges, process, listener_name }));
     let mut out = String::new();
     match prometheus_client::encoding::text::encode(&mut out, &registry) {
         Ok(()) => out,
@@ -70,6 +116,7 @@ pub fn render(sum: ShardSnapshot, gauges: ClusterGauges, listener_name: &str) ->
 struct Scrape {
     sum: ShardSnapshot,
     gauges: ClusterGauges,
+    process: ProcessStats,
     listener_name: String,
 }
 
@@ -146,6 +193,72 @@ impl Collector for Scrape {
                 gauge.metric_type(),
             )?;
             gauge.encode(metric.encode_family(&[("listener", self.listener_name.as_str())])?)?;
+        }
+
+        // Each shard is one core: its busy time is how near that core is to saturation.
+        {
+            let mut loads = self.sum.shard_loads.clone();
+            loads.sort_by_key(|l| l.shard);
+            let mut busy = encoder.encode_descriptor(
+                "shardlog_shard_busy_seconds",
+                "Seconds each shard's executor was running tasks or polling I/O rather than sleeping; rate() is its core's utilisation.",
+                None,
+                ConstCounter::new(0.0f64).metric_type(),
+            )?;
+            for l in &loads {
+                let shard = l.shard.to_string();
+                ConstCounter::new(l.busy_s).encode(busy.encode_family(&[("shard", shard.as_str())])?)?;
+            }
+            let mut cpu = encoder.encode_descriptor(
+                "shardlog_shard_cpu_seconds",
+                "CPU seconds of each shard's thread (user + system; io_uring workers not included).",
+                None,
+                ConstCounter::new(0.0f64).metric_type(),
+            )?;
+            for l in &loads {
+                let Some(cpu_s) = l.cpu_s else { continue };
+                let shard = l.shard.to_string();
+                ConstCounter::new(cpu_s).encode(cpu.encode_family(&[("shard", shard.as_str())])?)?;
+            }
+            let mut tasks = encoder.encode_descriptor(
+                "shardlog_shard_tasks",
+                "Tasks each shard's executor ran.",
+                None,
+                ConstCounter::new(0u64).metric_type(),
+            )?;
+            for l in &loads {
+                let shard = l.shard.to_string();
+                ConstCounter::new(l.tasks).encode(tasks.encode_family(&[("shard", shard.as_str())])?)?;
+            }
+        }
+        let p = &self.process;
+        if let Some(cpu_s) = p.cpu_s {
+            let counter = ConstCounter::new(cpu_s);
+            let help = "User and system CPU seconds of the broker process (every thread).";
+            counter.encode(encoder.encode_descriptor(
+                "process_cpu_seconds",
+                help,
+                None,
+                counter.metric_type(),
+            )?)?;
+        }
+        let process_gauges = [
+            (
+                "process_resident_memory_bytes",
+                "Resident memory of the broker process.",
+                p.resident_bytes.map(|v| v as f64),
+            ),
+            (
+                "process_open_fds",
+                "Open file descriptors of the broker process.",
+                p.open_fds.map(|v| v as f64),
+            ),
+            ("process_start_time_seconds", "Start of the broker process, Unix seconds.", p.start_time_s),
+        ];
+        for (name, help, value) in process_gauges {
+            let Some(value) = value else { continue };
+            let gauge = ConstGauge::new(value);
+            gauge.encode(encoder.encode_descriptor(name, help, None, gauge.metric_type())?)?;
         }
 
         // Consumer lag under kafka_exporter's names (what Prometheus setups for Kafka read):
@@ -273,7 +386,7 @@ mod tests {
     use std::time::{Duration, Instant};
 
     use super::*;
-    use crate::metrics::ShardMetrics;
+    use crate::metrics::{ShardLoad, ShardMetrics};
 
     #[test]
     fn kafka_names_and_values_are_rendered() {
@@ -304,7 +417,9 @@ mod tests {
             ],
             ..ShardSnapshot::default()
         };
-        let text = render(ShardSnapshot::sum([&leader, &coordinator]), gauges, "PLAINTEXT");
+        leader.shard_loads = vec![ShardLoad { shard: 1, busy_s: 2.5, cpu_s: Some(2.0), tasks: 9 }];
+        let process = ProcessStats { resident_bytes: Some(30 << 20), ..ProcessStats::default() };
+        let text = render(ShardSnapshot::sum([&leader, &coordinator]), gauges, process, "PLAINTEXT");
         for line in [
             "kafka_server_brokertopicmetrics_bytesin_total 4096",
             "kafka_server_brokertopicmetrics_messagesin_total 4",
@@ -320,6 +435,10 @@ mod tests {
             "kafka_topic_partition_current_offset{topic=\"orders\",partition=\"1\"} 40",
             "kafka_consumergroup_current_offset{consumergroup=\"billing\",topic=\"orders\",partition=\"0\"} 90",
             "kafka_consumergroup_lag{consumergroup=\"billing\",topic=\"orders\",partition=\"0\"} 10",
+            "shardlog_shard_busy_seconds_total{shard=\"1\"} 2.5",
+            "shardlog_shard_cpu_seconds_total{shard=\"1\"} 2.0",
+            "shardlog_shard_tasks_total{shard=\"1\"} 9",
+            "process_resident_memory_bytes 31457280.0",
         ] {
             assert!(text.lines().any(|l| l == line), "no line {line:?} in:\n{text}");
         }
@@ -346,5 +465,17 @@ mod tests {
         assert!(!text
             .contains("kafka_consumergroup_lag{consumergroup=\"billing\",topic=\"orders\",partition=\"1\"}"));
         assert!(!text.contains("kafka_consumergroup_lag{consumergroup=\"billing\",topic=\"gone\""));
+        // What /proc could not say is left out, not reported as 0.
+        assert!(!text.contains("process_open_fds"), "{text}");
+    }
+
+    #[test]
+    fn this_process_reads_as_itself() {
+        let p = ProcessStats::read();
+        assert!(p.resident_bytes.is_some_and(|b| b > 0), "{p:?}");
+        assert!(p.open_fds.is_some_and(|n| n >= 3), "{p:?}");
+        assert!(p.cpu_s.is_some(), "{p:?}");
+        let now_s = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_secs_f64();
+        assert!(p.start_time_s.is_some_and(|t| t <= now_s + 1.0 && t > now_s - 86_400.0 * 365.0), "{p:?}");
     }
 }

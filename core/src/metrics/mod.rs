@@ -182,6 +182,48 @@ pub struct ShardSnapshot {
     pub partition_ends: BTreeMap<(String, i32), i64>,
     /// `(group, topic, partition, committed offset)` of the groups this shard coordinates.
     pub committed_offsets: Vec<(String, String, i32, i64)>,
+    /// How busy each shard is (one entry per shard; a sum keeps them apart).
+    pub shard_loads: Vec<ShardLoad>,
+}
+
+/// A shard's own load: what tells a saturated core from an idle one.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct ShardLoad {
+    pub shard: usize,
+    /// Seconds the executor ran tasks or polled I/O, not sleeping (glommio's `total_runtime`).
+    pub busy_s: f64,
+    /// CPU seconds of the shard's thread (user + system), from `/proc/thread-self/stat`;
+    /// `None` if it could not be read. io_uring's kernel workers are not in it.
+    pub cpu_s: Option<f64>,
+    pub tasks: u64,
+}
+
+impl ShardLoad {
+    /// The calling shard's load, read on its own thread.
+    pub fn current(shard: usize) -> ShardLoad {
+        let stats = glommio::executor().executor_stats();
+        let cpu_s = std::fs::read_to_string("/proc/thread-self/stat").ok().and_then(|s| stat_cpu_s(&s));
+        ShardLoad { shard, busy_s: stats.total_runtime().as_secs_f64(), cpu_s, tasks: stats.tasks_executed() }
+    }
+}
+
+/// User + system CPU seconds from a `/proc/.../stat` line: fields 14 and 15, counted after the
+/// command name's closing parenthesis (the name may hold spaces).
+pub fn stat_cpu_s(stat: &str) -> Option<f64> {
+    let (_, after) = stat.rsplit_once(')')?;
+    let fields: Vec<&str> = after.split_whitespace().collect();
+    let ticks = fields.get(11)?.parse::<u64>().ok()? + fields.get(12)?.parse::<u64>().ok()?;
+    Some(ticks as f64 / clock_ticks_per_s())
+}
+
+pub fn clock_ticks_per_s() -> f64 {
+    // SAFETY: sysconf reads a constant and touches no memory of ours.
+    let ticks = unsafe { libc::sysconf(libc::_SC_CLK_TCK) };
+    if ticks > 0 {
+        ticks as f64
+    } else {
+        100.0
+    }
 }
 
 #[derive(Clone)]
@@ -210,6 +252,7 @@ impl ShardSnapshot {
             out.connections += s.connections;
             out.partition_ends.extend(s.partition_ends.iter().map(|(k, v)| (k.clone(), *v)));
             out.committed_offsets.extend(s.committed_offsets.iter().cloned());
+            out.shard_loads.extend(s.shard_loads.iter().cloned());
             for (api_key, r) in &s.requests {
                 match out.requests.get_mut(api_key) {
                     None => {

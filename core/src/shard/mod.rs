@@ -134,7 +134,13 @@ pub async fn run(
                 let shard = &render_shard;
                 let node_ids: Vec<i32> = shard.spec.nodes.iter().map(|(id, _)| *id).collect();
                 let gauges = shard.with_image(|image| ClusterGauges::from_image(image, &node_ids, true));
-                crate::metrics::exposition::render(snapshots.sum(), gauges, &shard.config.listener.name)
+                let process = crate::metrics::exposition::ProcessStats::read();
+                crate::metrics::exposition::render(
+                    snapshots.sum(),
+                    gauges,
+                    process,
+                    &shard.config.listener.name,
+                )
             });
             Some(glommio::spawn_local(crate::metrics::http::serve_forever(listener, render)).detach())
         }
@@ -282,6 +288,7 @@ impl Shard {
             .map(|((topic, index), p)| ((topic.clone(), *index), p.high_watermark()))
             .collect();
         snapshot.committed_offsets = self.groups.committed_offsets(max);
+        snapshot.shard_loads = vec![crate::metrics::ShardLoad::current(self.spec.index)];
         snapshot
     }
 
