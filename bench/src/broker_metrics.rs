@@ -25,10 +25,20 @@ const SCRAPE_TIMEOUT_MS: u64 = 5_000;
 pub const PUBLISH_LAG_MS: u64 = 1_100;
 
 /// One scrape: per request type, cumulative counts by upper bound (seconds, ascending;
-/// `f64::INFINITY` last).
+/// `f64::INFINITY` last); per shard, its busy and CPU seconds so far.
 #[derive(Clone, Debug, Default, PartialEq)]
 pub struct Scrape {
     by_request: BTreeMap<String, Vec<(f64, u64)>>,
+    shards: BTreeMap<usize, ShardUse>,
+}
+
+/// One shard's busy time (its executor not sleeping) and its thread's CPU time: counters in a
+/// scrape, their growth over a phase in a result.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct ShardUse {
+    pub shard: usize,
+    pub busy_s: f64,
+    pub cpu_s: Option<f64>,
 }
 
 /// The broker's time for one request type over a phase (interpolated within buckets, as
@@ -60,7 +70,17 @@ pub fn scrape(addr: &str) -> Result<Scrape> {
 /// Reads the histogram's bucket lines; every other line is ignored.
 pub fn parse(text: &str) -> Scrape {
     let mut by_request: BTreeMap<String, Vec<(f64, u64)>> = BTreeMap::new();
+    let mut shards: BTreeMap<usize, ShardUse> = BTreeMap::new();
     for line in text.lines() {
+        if let Some((shard, seconds, is_busy)) = shard_counter(line) {
+            let entry = shards.entry(shard).or_insert(ShardUse { shard, ..ShardUse::default() });
+            if is_busy {
+                entry.busy_s = seconds;
+            } else {
+                entry.cpu_s = Some(seconds);
+            }
+            continue;
+        }
         let Some(rest) = line.strip_prefix(HISTOGRAM) else { continue };
         let Some((labels, value)) = rest.strip_prefix('{').and_then(|r| r.split_once("} ")) else { continue };
         let (mut le, mut request) = (None, None);
@@ -83,7 +103,33 @@ pub fn parse(text: &str) -> Scrape {
     for buckets in by_request.values_mut() {
         buckets.sort_by(|a, b| a.0.total_cmp(&b.0));
     }
-    Scrape { by_request }
+    Scrape { by_request, shards }
+}
+
+/// `shardlog_shard_busy_seconds_total{shard="N"} V` (busy) or `..._cpu_seconds_total` (CPU).
+fn shard_counter(line: &str) -> Option<(usize, f64, bool)> {
+    let (rest, is_busy) = match line.strip_prefix("shardlog_shard_busy_seconds_total{shard=\"") {
+        Some(rest) => (rest, true),
+        None => (line.strip_prefix("shardlog_shard_cpu_seconds_total{shard=\"")?, false),
+    };
+    let (shard, rest) = rest.split_once("\"}")?;
+    Some((shard.parse().ok()?, rest.trim().parse().ok()?, is_busy))
+}
+
+/// How much each shard was busy and used the CPU between two scrapes.
+pub fn shard_use_between(before: &Scrape, after: &Scrape) -> Vec<ShardUse> {
+    after
+        .shards
+        .values()
+        .map(|a| {
+            let b = before.shards.get(&a.shard);
+            ShardUse {
+                shard: a.shard,
+                busy_s: (a.busy_s - b.map_or(0.0, |b| b.busy_s)).max(0.0),
+                cpu_s: a.cpu_s.map(|cpu| (cpu - b.and_then(|b| b.cpu_s).unwrap_or(0.0)).max(0.0)),
+            }
+        })
+        .collect()
 }
 
 /// Request times of the requests between two scrapes, by request type (types with none left
@@ -149,6 +195,9 @@ shardlog_request_total_time_seconds_bucket{le=\"0.0002\",request=\"Metadata\"} 3
 shardlog_request_total_time_seconds_bucket{le=\"0.001\",request=\"Metadata\"} 3
 shardlog_request_total_time_seconds_bucket{le=\"+Inf\",request=\"Metadata\"} 3
 kafka_server_brokertopicmetrics_bytesin_total 1
+shardlog_shard_busy_seconds_total{shard=\"0\"} 12.5
+shardlog_shard_busy_seconds_total{shard=\"1\"} 3.0
+shardlog_shard_cpu_seconds_total{shard=\"0\"} 10.0
 ";
 
     #[test]
@@ -164,6 +213,23 @@ kafka_server_brokertopicmetrics_bytesin_total 1
         assert_eq!(p.count, 90);
         assert!((p.p50_us - 300.0).abs() < 0.01, "{p:?}"); // rank 45: 5 of 40 into (200, 1000]
         assert!((p.p99_us - 1000.0).abs() < 0.01, "{p:?}"); // in +Inf: the highest finite bound
+    }
+
+    #[test]
+    fn shard_use_is_the_growth_of_each_shards_counters() {
+        let before = parse(
+            "shardlog_shard_busy_seconds_total{shard=\"0\"} 10.0\n\
+             shardlog_shard_busy_seconds_total{shard=\"1\"} 3.0\n\
+             shardlog_shard_cpu_seconds_total{shard=\"0\"} 9.0\n",
+        );
+        let used = shard_use_between(&before, &parse(PAGE));
+        assert_eq!(
+            used,
+            [
+                ShardUse { shard: 0, busy_s: 2.5, cpu_s: Some(1.0) },
+                ShardUse { shard: 1, busy_s: 0.0, cpu_s: None },
+            ]
+        );
     }
 
     #[test]

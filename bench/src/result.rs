@@ -54,6 +54,9 @@ pub struct PhaseResult {
     /// response) over this phase, from its metrics endpoint (`--broker-metrics`).
     #[serde(default)]
     pub broker_request_us: Option<BTreeMap<String, crate::broker_metrics::RequestTimes>>,
+    /// Each broker shard's busy and CPU seconds over this phase, from the same endpoint.
+    #[serde(default)]
+    pub broker_shards: Option<Vec<crate::broker_metrics::ShardUse>>,
 }
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -167,6 +170,26 @@ impl RunResult {
                         fmt_us(l.mean_us as u64)
                     );
                 }
+            }
+        }
+        for p in &self.phases {
+            for shard in p.broker_shards.iter().flatten() {
+                let share = |v: f64| {
+                    if p.wall_s > 0.0 {
+                        format!("{:.0} %", 100.0 * v / p.wall_s)
+                    } else {
+                        "–".into()
+                    }
+                };
+                let _ = writeln!(
+                    s,
+                    "broker shard {} ({}): busy {:.2} s = {} of the phase, CPU {}",
+                    shard.shard,
+                    p.name,
+                    shard.busy_s,
+                    share(shard.busy_s),
+                    shard.cpu_s.map_or("–".into(), |c| format!("{c:.2} s = {}", share(c)))
+                );
             }
         }
         let broker_times = self.phases.iter().filter_map(|p| Some((p, p.broker_request_us.as_ref()?)));

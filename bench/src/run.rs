@@ -255,6 +255,7 @@ fn phase_result(name: &str, a: &Snapshot, b: &Snapshot, wall_s: f64, clients: &C
         broker,
         profile: None,
         broker_request_us: None,
+        broker_shards: None,
     }
 }
 
@@ -273,11 +274,17 @@ fn scrape_broker_when_settled(o: &RunOptions) -> Option<broker_metrics::Scrape> 
     scrape_broker(o)
 }
 
-fn broker_request_times(
+/// The broker's request times and each shard's use between two scrapes (none without both).
+fn broker_use(
     before: Option<broker_metrics::Scrape>,
     after: Option<broker_metrics::Scrape>,
-) -> Option<BTreeMap<String, broker_metrics::RequestTimes>> {
-    Some(broker_metrics::between(&before?, &after?))
+) -> (Option<BTreeMap<String, broker_metrics::RequestTimes>>, Option<Vec<broker_metrics::ShardUse>>) {
+    match (before, after) {
+        (Some(b), Some(a)) => {
+            (Some(broker_metrics::between(&b, &a)), Some(broker_metrics::shard_use_between(&b, &a)))
+        }
+        _ => (None, None),
+    }
 }
 
 /// Starts the profiler if this phase is the one asked for.
@@ -373,7 +380,7 @@ fn steady(
     c.set_recording(false);
     let wall_s = b.at.zip(a.at).map_or(0.0, |(b, a)| (b - a).as_secs_f64());
     let mut phase = phase_result("measure", &a, &b, wall_s, c);
-    phase.broker_request_us = broker_request_times(scrape_a, scrape_b);
+    (phase.broker_request_us, phase.broker_shards) = broker_use(scrape_a, scrape_b);
     finish_profile(profiler, &mut phase)?;
     progress.set_phase("stopping");
     c.join_producers()?;
@@ -411,7 +418,7 @@ fn backlog_drain(
     let wall_s = b.at.zip(a.at).map_or(0.0, |(b, a)| (b - a).as_secs_f64());
     let mut backlog = phase_result("backlog", &a, &b, wall_s, c);
     let scrape_b = scrape_broker_when_settled(o);
-    backlog.broker_request_us = broker_request_times(scrape_a, scrape_b.clone());
+    (backlog.broker_request_us, backlog.broker_shards) = broker_use(scrape_a, scrape_b.clone());
     finish_profile(profiler, &mut backlog)?;
 
     // The drain: the old messages' send times say nothing about fetch latency.
@@ -437,6 +444,6 @@ fn backlog_drain(
     let mut drain = phase_result("drain", &a, &b, wall_s, c);
     finish_profile(profiler, &mut drain)?;
     c.join_consumers()?;
-    drain.broker_request_us = broker_request_times(scrape_b, scrape_broker_when_settled(o));
+    (drain.broker_request_us, drain.broker_shards) = broker_use(scrape_b, scrape_broker_when_settled(o));
     Ok(vec![backlog, drain])
 }

@@ -73,6 +73,10 @@ fn native_producer_and_consumer_move_every_record() {
     assert!(requests(backlog, "Produce") > 0, "{:?}", backlog.broker_request_us);
     assert_eq!(requests(drain, "Produce"), 0, "{:?}", drain.broker_request_us);
     assert!(requests(drain, "FetchConsumer") > 0, "{:?}", drain.broker_request_us);
+    // And each shard's load: both shards worked for the backlog (16 partitions on two).
+    let shards = backlog.broker_shards.as_ref().expect("shard loads were scraped");
+    assert_eq!(shards.iter().map(|s| s.shard).collect::<Vec<_>>(), [0, 1], "{shards:?}");
+    assert!(shards.iter().all(|s| s.busy_s > 0.0 && s.cpu_s.is_some_and(|c| c > 0.0)), "{shards:?}");
 
     // librdkafka reads the same topic: every sequence number once, none missing.
     let topic = &result.topics[0];

@@ -125,6 +125,7 @@ pub fn write(dir: &Path) -> Result<()> {
     load_section(&mut md, &inp, dir)?;
     all_runs(&mut md, &inp);
     compare(&mut md, &inp, "shardlog-1-shard", MAIN_TARGET, "1 shard against 2 shards", SHARDS_NOTE);
+    shard_load(&mut md, &inp, &["shardlog-1-shard", MAIN_TARGET]);
     // Any other target is the peer broker of PEER_BOOTSTRAP, under its PEER_NAME.
     for peer in targets(&inp).into_iter().filter(|t| t != MAIN_TARGET && t != "shardlog-1-shard") {
         let title = format!("{MAIN_TARGET} against {peer} (PEER_BOOTSTRAP)");
@@ -717,6 +718,75 @@ fn all_runs(md: &mut String, inp: &Inputs) {
 }
 
 /// Ratios `a ÷ b` for every (series, point, phase) both targets ran.
+/// Where each configuration's CPU went: every shard's busy time and thread CPU, and the whole
+/// process's CPU (which adds io_uring's kernel workers), each as a share of the phase.
+fn shard_load(md: &mut String, inp: &Inputs, targets: &[&str]) {
+    let runs: Vec<&RunResult> = inp
+        .runs
+        .iter()
+        .filter(|r| targets.contains(&tag(r, "target")))
+        .filter(|r| r.phases.iter().any(|p| p.broker_shards.is_some()))
+        .collect();
+    let shards = runs
+        .iter()
+        .flat_map(|r| r.phases.iter().flat_map(|p| p.broker_shards.iter().flatten()))
+        .map(|s| s.shard + 1)
+        .max()
+        .unwrap_or(0);
+    if runs.is_empty() || shards == 0 {
+        return;
+    }
+    let _ = writeln!(
+        md,
+        "### Shard load
+"
+    );
+    let _ = writeln!(
+        md,
+        "From the broker's metrics endpoint, over each phase: how long each shard's executor was \
+         busy (not sleeping), its thread's CPU time, and the broker process's CPU time (its \
+         shards plus io_uring's kernel workers, which copy large appends into the page cache), \
+         each as a share of the phase's wall time. 100 % is one core; the machine has {} cores, \
+         shared with the load generator.\n",
+        inp.machine.facts.get("cpus").cloned().unwrap_or_else(|| "?".into())
+    );
+    let mut head = "| target | client | series | point | phase | MB/s moved |".to_string();
+    let mut rule = "| --- | --- | --- | --- | --- | ---: |".to_string();
+    for i in 0..shards {
+        let _ = write!(head, " shard {i} busy | CPU |");
+        rule.push_str(" ---: | ---: |");
+    }
+    head.push_str(" process CPU |");
+    rule.push_str(" ---: |");
+    let _ = writeln!(md, "{head}\n{rule}");
+    for r in runs {
+        for p in r.phases.iter().filter(|p| p.wall_s > 0.0) {
+            let Some(loads) = &p.broker_shards else { continue };
+            let pct = |v: f64| format!("{:.0} %", 100.0 * v / p.wall_s);
+            let mut row = format!(
+                "| {} | {} | {} | {} | {} | {} |",
+                tag(r, "target"),
+                r.client,
+                tag(r, "series"),
+                tag(r, "point"),
+                p.name,
+                mb(p.produced.bytes_per_s + p.consumed.bytes_per_s)
+            );
+            for i in 0..shards {
+                match loads.iter().find(|s| s.shard == i) {
+                    Some(s) => {
+                        let _ = write!(row, " {} | {} |", pct(s.busy_s), s.cpu_s.map_or("–".into(), pct));
+                    }
+                    None => row.push_str(" – | – |"),
+                }
+            }
+            let _ = write!(row, " {} |", p.broker.as_ref().map_or("–".into(), |b| pct(b.cpu_s)));
+            let _ = writeln!(md, "{row}");
+        }
+    }
+    md.push('\n');
+}
+
 fn compare(md: &mut String, inp: &Inputs, a: &str, b: &str, title: &str, note: &str) {
     let pairs: Vec<(&RunResult, &RunResult)> = inp
         .runs
