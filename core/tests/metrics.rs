@@ -112,7 +112,11 @@ fn metrics_add_up_what_clients_did_on_every_shard() {
     }
     // Each shard reports its own load; the process its memory.
     for shard in 0..2 {
-        assert!(get(&format!("shardlog_shard_busy_seconds_total{{shard=\"{shard}\"}}")) > 0.0, "{page}");
+        // Busy time is wall time not sleeping, so it holds at least the thread's CPU time (a
+        // busy figure of the last interval only would fall far short of it).
+        let busy = get(&format!("shardlog_shard_busy_seconds_total{{shard=\"{shard}\"}}"));
+        let cpu = get(&format!("shardlog_shard_cpu_seconds_total{{shard=\"{shard}\"}}"));
+        assert!(busy > 0.0 && busy >= 0.5 * cpu, "shard {shard}: busy {busy} s, CPU {cpu} s\n{page}");
         assert!(get(&format!("shardlog_shard_tasks_total{{shard=\"{shard}\"}}")) > 0.0, "{page}");
     }
     assert!(get("process_resident_memory_bytes") > 1e6, "{page}");

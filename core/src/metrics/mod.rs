@@ -2,7 +2,8 @@
 //! text under the names Kafka's standard JMX-exporter rules give them, so existing dashboards
 //! and alerts read them unchanged.
 //!
-//! Shape (DESIGN.md invariant 2 — nothing shared across cores but control channels):
+//! Shape (DESIGN.md invariant 2 — cross-core channels carry control only, never record bytes;
+//! a once-a-second snapshot of counters is control-plane traffic in that sense):
 //! - Every shard records into its own [`ShardMetrics`] (`Cell`s and a `RefCell`, no atomics).
 //! - When `metrics.listener` is set, every shard publishes a [`ShardSnapshot`] (plain data) to
 //!   shard 0 every [`PUBLISH_INTERVAL_MS`] over a bounded channel ([`publish`]); shard 0 keeps
@@ -58,6 +59,10 @@ pub struct ShardMetrics {
     /// By API key.
     requests: RefCell<BTreeMap<i16, RequestStats>>,
     topics: Cell<TopicCounters>,
+    /// The executor's busy time and tasks so far: glommio hands out only what accrued since
+    /// the last time anyone asked, so they are added up here.
+    busy: Cell<Duration>,
+    tasks: Cell<u64>,
 }
 
 /// Kafka's `BrokerTopicMetrics` (all topics): what was produced and fetched.
@@ -198,12 +203,15 @@ pub struct ShardLoad {
     pub tasks: u64,
 }
 
-impl ShardLoad {
-    /// The calling shard's load, read on its own thread.
-    pub fn current(shard: usize) -> ShardLoad {
-        let stats = glommio::executor().executor_stats();
+impl ShardMetrics {
+    /// The calling shard's load so far, read on its own thread. `executor_stats` takes the
+    /// counts since its previous call (it resets them), so this must be its only caller.
+    pub fn load(&self, shard: usize) -> ShardLoad {
+        let since_last = glommio::executor().executor_stats();
+        self.busy.set(self.busy.get() + since_last.total_runtime());
+        self.tasks.set(self.tasks.get() + since_last.tasks_executed());
         let cpu_s = std::fs::read_to_string("/proc/thread-self/stat").ok().and_then(|s| stat_cpu_s(&s));
-        ShardLoad { shard, busy_s: stats.total_runtime().as_secs_f64(), cpu_s, tasks: stats.tasks_executed() }
+        ShardLoad { shard, busy_s: self.busy.get().as_secs_f64(), cpu_s, tasks: self.tasks.get() }
     }
 }
 

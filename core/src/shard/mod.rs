@@ -288,7 +288,7 @@ impl Shard {
             .map(|((topic, index), p)| ((topic.clone(), *index), p.high_watermark()))
             .collect();
         snapshot.committed_offsets = self.groups.committed_offsets(max);
-        snapshot.shard_loads = vec![crate::metrics::ShardLoad::current(self.spec.index)];
+        snapshot.shard_loads = vec![self.metrics.load(self.spec.index)];
         snapshot
     }
 
