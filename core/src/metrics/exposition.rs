@@ -15,7 +15,7 @@ use prometheus_client::metrics::MetricType;
 use prometheus_client::registry::Registry;
 use shardlog_net::kafka_protocol::messages::ApiKey;
 
-use super::{RequestSnapshot, ShardSnapshot, TIME_BUCKETS_US};
+use super::{RequestSnapshot, ShardLoad, ShardSnapshot, TIME_BUCKETS_US};
 use crate::metadata::MetadataImage;
 
 /// Kafka's request-time percentiles (`50thPercentile` … `999thPercentile`) as quantile labels.
@@ -24,6 +24,8 @@ const QUANTILES: [(&str, f64); 6] =
 
 /// Picks one of a request type's histograms.
 type HistogramOf = fn(&RequestSnapshot) -> &hdrhistogram::Histogram<u64>;
+/// Picks one of a shard's load figures (`None`: not known).
+type ShardValue = fn(&ShardLoad) -> Option<f64>;
 
 /// What the controller's and the replica manager's gauges report, from the metadata image.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -55,7 +57,7 @@ impl ClusterGauges {
 }
 
 /// The broker process as Prometheus's standard `process_*` metrics report it; each is `None`
-/// when `/proc` could not say.
+/// when the system could not say.
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct ProcessStats {
     pub cpu_s: Option<f64>,
@@ -68,28 +70,22 @@ pub struct ProcessStats {
 const OPEN_FDS_COUNTED_MAX: usize = 1 << 20;
 
 impl ProcessStats {
-    pub fn read() -> ProcessStats {
-        let stat = std::fs::read_to_string("/proc/self/stat").ok();
-        let resident_bytes = std::fs::read_to_string("/proc/self/status").ok().and_then(|status| {
-            let line = status.lines().find(|l| l.starts_with("VmRSS:"))?;
-            Some(line.split_whitespace().nth(1)?.parse::<u64>().ok()? * 1024)
-        });
+    /// `started_unix_s`: when the broker started.
+    pub fn read(started_unix_s: f64) -> ProcessStats {
+        // statm's second field: resident pages.
+        let resident_pages = std::fs::read_to_string("/proc/self/statm")
+            .ok()
+            .and_then(|statm| statm.split_whitespace().nth(1)?.parse::<u64>().ok());
+        // SAFETY: sysconf reads a constant and touches no memory of ours.
+        let page_bytes = u64::try_from(unsafe { libc::sysconf(libc::_SC_PAGESIZE) }).ok();
         let open_fds =
             std::fs::read_dir("/proc/self/fd").ok().map(|d| d.take(OPEN_FDS_COUNTED_MAX).count() as u64);
-        // Field 22: start time in clock ticks after boot; /proc/stat's btime: boot, Unix seconds.
-        let start_time_s = stat.as_deref().and_then(|stat| {
-            let (_, after) = stat.rsplit_once(')')?;
-            let ticks: u64 = after.split_whitespace().nth(19)?.parse().ok()?;
-            let proc_stat = std::fs::read_to_string("/proc/stat").ok()?;
-            let boot_s: u64 =
-                proc_stat.lines().find_map(|l| l.strip_prefix("btime "))?.trim().parse().ok()?;
-            Some(boot_s as f64 + ticks as f64 / super::clock_ticks_per_s())
-        });
         ProcessStats {
-            cpu_s: stat.as_deref().and_then(super::stat_cpu_s),
-            resident_bytes,
+            // Every thread of the process, io_uring's workers included.
+            cpu_s: super::cpu_seconds(libc::RUSAGE_SELF),
+            resident_bytes: resident_pages.zip(page_bytes).map(|(pages, bytes)| pages * bytes),
             open_fds,
-            start_time_s,
+            start_time_s: Some(started_unix_s),
         }
     }
 }
@@ -122,7 +118,9 @@ struct Scrape {
 
 impl std::fmt::Debug for RequestSnapshot {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("RequestSnapshot").field("count", &self.count).finish_non_exhaustive()
+        f.debug_struct("RequestSnapshot")
+            .field("count", &self.total_time_buckets.count())
+            .finish_non_exhaustive()
     }
 }
 
@@ -196,39 +194,28 @@ impl Collector for Scrape {
         }
 
         // Each shard is one core: its busy time is how near that core is to saturation.
-        {
-            let mut loads = self.sum.shard_loads.clone();
-            loads.sort_by_key(|l| l.shard);
-            let mut busy = encoder.encode_descriptor(
+        let mut loads = self.sum.shard_loads.clone();
+        loads.sort_by_key(|l| l.shard);
+        let shard_counters: [(&str, &str, ShardValue); 3] = [
+            (
                 "shardlog_shard_busy_seconds",
                 "Seconds each shard's executor was running tasks or polling I/O rather than sleeping; rate() is its core's utilisation.",
-                None,
-                ConstCounter::new(0.0f64).metric_type(),
-            )?;
-            for l in &loads {
-                let shard = l.shard.to_string();
-                ConstCounter::new(l.busy_s).encode(busy.encode_family(&[("shard", shard.as_str())])?)?;
-            }
-            let mut cpu = encoder.encode_descriptor(
+                |l| Some(l.busy_s),
+            ),
+            (
                 "shardlog_shard_cpu_seconds",
                 "CPU seconds of each shard's thread (user + system; io_uring workers not included).",
-                None,
-                ConstCounter::new(0.0f64).metric_type(),
-            )?;
+                |l| l.cpu_s,
+            ),
+            ("shardlog_shard_tasks", "Tasks each shard's executor ran.", |l| Some(l.tasks as f64)),
+        ];
+        for (name, help, value_of) in shard_counters {
+            let mut metric =
+                encoder.encode_descriptor(name, help, None, ConstCounter::new(0.0f64).metric_type())?;
             for l in &loads {
-                let Some(cpu_s) = l.cpu_s else { continue };
+                let Some(value) = value_of(l) else { continue };
                 let shard = l.shard.to_string();
-                ConstCounter::new(cpu_s).encode(cpu.encode_family(&[("shard", shard.as_str())])?)?;
-            }
-            let mut tasks = encoder.encode_descriptor(
-                "shardlog_shard_tasks",
-                "Tasks each shard's executor ran.",
-                None,
-                ConstCounter::new(0u64).metric_type(),
-            )?;
-            for l in &loads {
-                let shard = l.shard.to_string();
-                ConstCounter::new(l.tasks).encode(tasks.encode_family(&[("shard", shard.as_str())])?)?;
+                ConstCounter::new(value).encode(metric.encode_family(&[("shard", shard.as_str())])?)?;
             }
         }
         let p = &self.process;
@@ -253,7 +240,7 @@ impl Collector for Scrape {
                 "Open file descriptors of the broker process.",
                 p.open_fds.map(|v| v as f64),
             ),
-            ("process_start_time_seconds", "Start of the broker process, Unix seconds.", p.start_time_s),
+            ("process_start_time_seconds", "When the broker started, Unix seconds.", p.start_time_s),
         ];
         for (name, help, value) in process_gauges {
             let Some(value) = value else { continue };
@@ -317,7 +304,8 @@ impl Collector for Scrape {
                 ConstCounter::new(0u64).metric_type(),
             )?;
             for (name, r) in &requests {
-                ConstCounter::new(r.count).encode(metric.encode_family(&[("request", name.as_str())])?)?;
+                ConstCounter::new(r.total_time_buckets.count())
+                    .encode(metric.encode_family(&[("request", name.as_str())])?)?;
             }
         }
         let histograms: [(&str, &str, HistogramOf); 2] = [
@@ -437,7 +425,7 @@ mod tests {
             "kafka_consumergroup_lag{consumergroup=\"billing\",topic=\"orders\",partition=\"0\"} 10",
             "shardlog_shard_busy_seconds_total{shard=\"1\"} 2.5",
             "shardlog_shard_cpu_seconds_total{shard=\"1\"} 2.0",
-            "shardlog_shard_tasks_total{shard=\"1\"} 9",
+            "shardlog_shard_tasks_total{shard=\"1\"} 9.0",
             "process_resident_memory_bytes 31457280.0",
         ] {
             assert!(text.lines().any(|l| l == line), "no line {line:?} in:\n{text}");
@@ -471,11 +459,22 @@ mod tests {
 
     #[test]
     fn this_process_reads_as_itself() {
-        let p = ProcessStats::read();
-        assert!(p.resident_bytes.is_some_and(|b| b > 0), "{p:?}");
-        assert!(p.open_fds.is_some_and(|n| n >= 3), "{p:?}");
-        assert!(p.cpu_s.is_some(), "{p:?}");
-        let now_s = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_secs_f64();
-        assert!(p.start_time_s.is_some_and(|t| t <= now_s + 1.0 && t > now_s - 86_400.0 * 365.0), "{p:?}");
+        let before = ProcessStats::read(1.5e9);
+        // Touch 64 MiB and burn some CPU: both must show.
+        let touched = std::hint::black_box(vec![1u8; 64 << 20]);
+        let deadline = Instant::now() + Duration::from_secs(5);
+        let cpu_before = before.cpu_s.expect("getrusage");
+        while crate::metrics::cpu_seconds(libc::RUSAGE_SELF).is_some_and(|c| c < cpu_before + 0.02)
+            && Instant::now() < deadline
+        {
+            std::hint::black_box(touched.iter().step_by(4096).map(|b| *b as u64).sum::<u64>());
+        }
+        let after = ProcessStats::read(1.5e9);
+        let (rss_before, rss_after) = (before.resident_bytes.unwrap(), after.resident_bytes.unwrap());
+        assert!(rss_after >= rss_before + (32 << 20), "{before:?} {after:?}");
+        assert!(after.cpu_s.unwrap() >= cpu_before + 0.02, "{before:?} {after:?}");
+        assert!(after.open_fds.is_some_and(|n| n >= 3), "{after:?}");
+        assert_eq!(after.start_time_s, Some(1.5e9));
+        drop(touched);
     }
 }

@@ -79,7 +79,6 @@ pub struct TopicCounters {
 }
 
 struct RequestStats {
-    count: u64,
     total_time: WindowedHistogram,
     send_time: WindowedHistogram,
     total_time_buckets: TimeBuckets,
@@ -93,6 +92,11 @@ pub struct TimeBuckets {
 }
 
 impl TimeBuckets {
+    /// Every request counted.
+    pub fn count(&self) -> u64 {
+        self.counts.iter().sum()
+    }
+
     fn record(&mut self, us: u64) {
         let bucket = TIME_BUCKETS_US.partition_point(|&upper| upper < us);
         self.counts[bucket] += 1;
@@ -113,12 +117,10 @@ impl ShardMetrics {
     pub fn record_request(&self, api_key: i16, received: Instant, handled: Instant, sent: Instant) {
         let mut requests = self.requests.borrow_mut();
         let stats = requests.entry(api_key).or_insert_with(|| RequestStats {
-            count: 0,
             total_time: WindowedHistogram::new(sent),
             send_time: WindowedHistogram::new(sent),
             total_time_buckets: TimeBuckets::default(),
         });
-        stats.count += 1;
         let total_time = sent.saturating_duration_since(received);
         stats.total_time_buckets.record(u64::try_from(total_time.as_micros()).unwrap_or(u64::MAX));
         stats.total_time.record(sent, total_time);
@@ -160,7 +162,6 @@ impl ShardMetrics {
                 (
                     *api_key,
                     RequestSnapshot {
-                        count: stats.count,
                         total_time_us: stats.total_time.recent(now),
                         send_time_us: stats.send_time.recent(now),
                         total_time_buckets: stats.total_time_buckets.clone(),
@@ -197,8 +198,8 @@ pub struct ShardLoad {
     pub shard: usize,
     /// Seconds the executor ran tasks or polled I/O, not sleeping (glommio's `total_runtime`).
     pub busy_s: f64,
-    /// CPU seconds of the shard's thread (user + system), from `/proc/thread-self/stat`;
-    /// `None` if it could not be read. io_uring's kernel workers are not in it.
+    /// CPU seconds of the shard's thread (user + system, `getrusage(RUSAGE_THREAD)`); `None`
+    /// if it could not be read. io_uring's kernel workers are not in it.
     pub cpu_s: Option<f64>,
     pub tasks: u64,
 }
@@ -210,33 +211,27 @@ impl ShardMetrics {
         let since_last = glommio::executor().executor_stats();
         self.busy.set(self.busy.get() + since_last.total_runtime());
         self.tasks.set(self.tasks.get() + since_last.tasks_executed());
-        let cpu_s = std::fs::read_to_string("/proc/thread-self/stat").ok().and_then(|s| stat_cpu_s(&s));
+        let cpu_s = cpu_seconds(libc::RUSAGE_THREAD);
         ShardLoad { shard, busy_s: self.busy.get().as_secs_f64(), cpu_s, tasks: self.tasks.get() }
     }
 }
 
-/// User + system CPU seconds from a `/proc/.../stat` line: fields 14 and 15, counted after the
-/// command name's closing parenthesis (the name may hold spaces).
-pub fn stat_cpu_s(stat: &str) -> Option<f64> {
-    let (_, after) = stat.rsplit_once(')')?;
-    let fields: Vec<&str> = after.split_whitespace().collect();
-    let ticks = fields.get(11)?.parse::<u64>().ok()? + fields.get(12)?.parse::<u64>().ok()?;
-    Some(ticks as f64 / clock_ticks_per_s())
-}
-
-pub fn clock_ticks_per_s() -> f64 {
-    // SAFETY: sysconf reads a constant and touches no memory of ours.
-    let ticks = unsafe { libc::sysconf(libc::_SC_CLK_TCK) };
-    if ticks > 0 {
-        ticks as f64
-    } else {
-        100.0
+/// User + system CPU seconds of `who`: `RUSAGE_THREAD` the calling thread, `RUSAGE_SELF` every
+/// thread of the process (io_uring's workers included). `None` if the kernel refuses.
+pub fn cpu_seconds(who: libc::c_int) -> Option<f64> {
+    let mut usage = std::mem::MaybeUninit::<libc::rusage>::zeroed();
+    // SAFETY: getrusage writes one `rusage` into memory we own; a zeroed one is valid anyway.
+    if unsafe { libc::getrusage(who, usage.as_mut_ptr()) } != 0 {
+        return None;
     }
+    // SAFETY: initialised (zeroed, then written by the kernel).
+    let usage = unsafe { usage.assume_init() };
+    let seconds = |t: libc::timeval| t.tv_sec as f64 + t.tv_usec as f64 / 1e6;
+    Some(seconds(usage.ru_utime) + seconds(usage.ru_stime))
 }
 
 #[derive(Clone)]
 pub struct RequestSnapshot {
-    pub count: u64,
     /// Microseconds, recent requests only (see the module docs).
     pub total_time_us: Histogram<u64>,
     pub send_time_us: Histogram<u64>,
@@ -267,7 +262,6 @@ impl ShardSnapshot {
                         out.requests.insert(*api_key, r.clone());
                     }
                     Some(sum) => {
-                        sum.count += r.count;
                         sum.total_time_buckets.add(&r.total_time_buckets);
                         // Same bounds on every shard, so adding cannot fail; if it did, the
                         // sum would only miss that shard's recent times.
@@ -432,11 +426,11 @@ mod tests {
             }
         );
         let produce = &sum.requests[&0];
-        assert_eq!(produce.count, 2);
+        assert_eq!(produce.total_time_buckets.count(), 2);
         assert_eq!(produce.total_time_us.len(), 2);
         assert!(produce.total_time_us.equivalent(produce.total_time_us.max(), 3_000));
         assert!(produce.send_time_us.equivalent(produce.send_time_us.min(), 100));
-        assert_eq!(sum.requests[&1].count, 1);
+        assert_eq!(sum.requests[&1].total_time_buckets.count(), 1);
         // 1 ms is in the bucket up to 1,000 µs, 3 ms in the one up to 3,000 µs.
         let buckets = &produce.total_time_buckets;
         let upper_of = |us: u64| TIME_BUCKETS_US.iter().position(|&b| b == us).unwrap();

@@ -102,6 +102,8 @@ pub async fn run(
     // reactor re-checks every channel whenever it wakes, so a timer every
     // `SHUTDOWN_CHECK_INTERVAL` bounds such a stall, start-up included, to that interval.
     let shutdown = glommio::spawn_local(shutdown_requested()).detach();
+    // What the metrics report as the broker's start (shards start right after the process).
+    let started_unix_s = now_ms() as f64 / 1000.0;
     let metrics_sender = wiring.metrics_sender.take();
     let metrics_receivers = std::mem::take(&mut wiring.metrics_receivers);
     let started = start(spec, config, wiring, recovery_points).await;
@@ -134,7 +136,7 @@ pub async fn run(
                 let shard = &render_shard;
                 let node_ids: Vec<i32> = shard.spec.nodes.iter().map(|(id, _)| *id).collect();
                 let gauges = shard.with_image(|image| ClusterGauges::from_image(image, &node_ids, true));
-                let process = crate::metrics::exposition::ProcessStats::read();
+                let process = crate::metrics::exposition::ProcessStats::read(started_unix_s);
                 crate::metrics::exposition::render(
                     snapshots.sum(),
                     gauges,
