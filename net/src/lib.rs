@@ -57,7 +57,7 @@ pub use frame::{read_frame, FrameError, FramePool};
 pub use legacy::LegacyRequest;
 pub use request::{parse_request, Disposition, Request, RequestError};
 pub use response::{encode_response, EncodeError};
-pub use sendfile::{send_parts, sendfile_stats, OutPart, SendError, SendfileStats};
+pub use sendfile::{prepare_for_sendfile, send_parts, sendfile_stats, OutPart, SendError, SendfileStats};
 
 /// Re-exported so callers use the same `kafka-protocol` version as the codecs.
 pub use kafka_protocol;

@@ -2,15 +2,16 @@
 //! bytes move from the page cache to the socket without passing through user space.
 //!
 //! The small byte parts (response prefixes) go through the stream's ordinary async write.
-//! For regions, `sendfile` runs on the socket's descriptor, which this module switches to
-//! `O_NONBLOCK` (glommio's own socket calls pass `MSG_DONTWAIT` per call and do not mind;
-//! only `TcpStream::peek`, which uses an io_uring `recv`, would then fail with `EAGAIN`, so do
-//! not peek a connection that serves fetches). When the socket is full, the task sleeps on an
-//! io_uring poll for writability (the private `writable` module): a slow client parks one task and never
-//! stalls the shard. A client that resets the connection surfaces as an error (`EPIPE`/
-//! `ECONNRESET`; Rust ignores `SIGPIPE`). A client that silently vanishes leaves the send
-//! waiting: the caller bounds every send with a timeout and drops this future, which cancels
-//! the poll.
+//! For regions, `sendfile` runs on the socket's descriptor, which [`prepare_for_sendfile`]
+//! switches to `O_NONBLOCK` once per connection (glommio's own socket calls pass `MSG_DONTWAIT`
+//! per call and do not mind; only `TcpStream::peek`, which uses an io_uring `recv`, would then
+//! fail with `EAGAIN`, so do not peek a connection that serves fetches).
+//!
+//! When the socket is full, the task sleeps on an io_uring poll for writability (the private
+//! `writable` module): a slow client parks one task and never stalls the shard. A client that
+//! resets the connection surfaces as an error (`EPIPE`/`ECONNRESET`; Rust ignores `SIGPIPE`).
+//! A client that silently vanishes leaves the send waiting: the caller bounds every send with a
+//! timeout and drops this future, which cancels the poll.
 
 use std::io;
 use std::os::fd::{AsRawFd, RawFd};
@@ -84,16 +85,18 @@ pub enum SendError {
 
 /// Writes `parts` in order to `stream`; returns the number of bytes sent.
 ///
-/// Works with any glommio `TcpStream` (buffered or not); the stream must belong to the
-/// current executor.
+/// `stream` must write through at once (a glommio `TcpStream`, not a buffered one: regions go
+/// to its descriptor directly, and would overtake buffered bytes), belong to the current
+/// executor, and have been through [`prepare_for_sendfile`].
 pub async fn send_parts<S>(stream: &mut S, parts: &[OutPart]) -> Result<u64, SendError>
 where
     S: AsyncWrite + AsRawFd + Unpin,
 {
     let socket_fd = stream.as_raw_fd();
-    if parts.iter().any(|p| matches!(p, OutPart::File(_))) {
-        set_nonblocking(socket_fd)?;
-    }
+    debug_assert!(
+        !parts.iter().any(|p| matches!(p, OutPart::File(_))) || is_nonblocking(socket_fd),
+        "send_parts with file regions on a socket not prepared_for_sendfile: sendfile would block the shard"
+    );
     let mut sent_bytes = 0;
     for part in parts {
         match part {
@@ -105,7 +108,10 @@ where
     Ok(sent_bytes)
 }
 
-fn set_nonblocking(fd: RawFd) -> io::Result<()> {
+/// Makes a connection's socket ready for [`send_parts`] with file regions: `O_NONBLOCK`, so a
+/// full socket returns `EAGAIN` to `sendfile` instead of blocking the shard. Once per
+/// connection (it was two `fcntl` calls per Fetch response).
+pub fn prepare_for_sendfile(fd: RawFd) -> io::Result<()> {
     // SAFETY: fcntl on a descriptor we were lent; results checked.
     let flags = unsafe { libc::fcntl(fd, libc::F_GETFL) };
     if flags < 0 {
@@ -117,6 +123,12 @@ fn set_nonblocking(fd: RawFd) -> io::Result<()> {
         return Err(io::Error::last_os_error());
     }
     Ok(())
+}
+
+fn is_nonblocking(fd: RawFd) -> bool {
+    // SAFETY: fcntl F_GETFL on a descriptor we were lent.
+    let flags = unsafe { libc::fcntl(fd, libc::F_GETFL) };
+    flags >= 0 && flags & libc::O_NONBLOCK != 0
 }
 
 async fn send_region(socket_fd: RawFd, region: &FileRegion) -> Result<(), SendError> {
@@ -228,6 +240,7 @@ mod tests {
             });
 
             let mut server_side = listener.accept().await.expect("accept");
+            prepare_for_sendfile(server_side.as_raw_fd()).expect("nonblocking");
             let before = sendfile_stats();
             let sent = send_parts(&mut server_side, &parts).await.expect("send");
             assert_eq!(sent as usize, expected_len);
@@ -291,6 +304,7 @@ mod tests {
                 drop(conn);
             });
             let mut server_side = listener.accept().await.expect("accept");
+            prepare_for_sendfile(server_side.as_raw_fd()).expect("nonblocking");
             let region = FileRegion { fd: file.as_raw_fd(), position: 0, len_bytes: FILE_BYTES as u32 };
             let result = send_parts(&mut server_side, &[OutPart::File(region)]).await;
             client.await;
@@ -321,6 +335,7 @@ mod tests {
                 }
             });
             let mut server_side = listener.accept().await.expect("accept");
+            prepare_for_sendfile(server_side.as_raw_fd()).expect("nonblocking");
             let region = FileRegion { fd: file.as_raw_fd(), position: 0, len_bytes: FILE_BYTES as u32 };
             let parts = [OutPart::File(region)];
             let outcome =
@@ -354,6 +369,7 @@ mod tests {
                 buf
             });
             let mut server_side = listener.accept().await.expect("accept");
+            prepare_for_sendfile(server_side.as_raw_fd()).expect("nonblocking");
             let region = FileRegion { fd: file.as_raw_fd(), position: 4, len_bytes: 20 };
             let result = send_parts(&mut server_side, &[OutPart::File(region)]).await;
             assert!(matches!(result, Err(SendError::FileTooShort { missing_bytes: 14, .. })), "{result:?}");

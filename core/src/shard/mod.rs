@@ -13,6 +13,7 @@ mod connection;
 
 use std::cell::{Cell, RefCell};
 use std::collections::HashMap;
+use std::os::fd::AsRawFd;
 use std::rc::Rc;
 use std::sync::mpsc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
@@ -522,6 +523,11 @@ async fn accept_forever(shard: Rc<Shard>, listener: TcpListener) {
             continue;
         }
         let _ = stream.set_nodelay(true);
+        if let Err(e) = shardlog_net::prepare_for_sendfile(stream.as_raw_fd()) {
+            // Without it a Fetch's sendfile could block the whole shard: refuse the connection.
+            tracing::warn!("shard {}: refusing a connection: O_NONBLOCK: {e}", shard.spec.index);
+            continue;
+        }
         shard.connections_open.set(shard.connections_open.get() + 1);
         let shard_for_task = shard.clone();
         glommio::spawn_local(async move {
