@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Regenerates a dated performance report in perf-reports/<date>/: builds the release binaries,
-# measures the machine's limits (loopback TCP with iperf3, sequential write with dd), starts a
+# measures the machine's limits (loopback TCP with iperf3, sequential write with dd, thread
+# wake-up round trips with `shardlog-bench wakeup`), starts a
 # shardlog broker on free ports with a temporary data dir, runs the standard matrix with
 # shardlog-bench (2 shards, then 1 shard; and a peer broker when PEER_BOOTSTRAP is set; each
 # with librdkafka, then the core 1 KiB / 16 KiB produce+consume scenarios again with the
@@ -111,6 +112,17 @@ iperf_server=$!
 sleep 0.5
 iperf3 -c 127.0.0.1 -p "$port" -t "$IPERF_S" -J >"$OUT/raw/iperf3.json" || true
 wait "$iperf_server" 2>/dev/null || true
+
+# The latency floor: what waking a sleeping thread costs here, across cores and on one core.
+# On a VM it depends on the guest's idle policy (halt-polling), so that is recorded too.
+log "machine limit: thread wake-up round trips (shardlog-bench wakeup)"
+"$BENCH" wakeup >"$OUT/raw/wakeup.json" || {
+  log "the wake-up probe failed (cores 0 and 1 not usable?); the report leaves it out"
+  rm -f "$OUT/raw/wakeup.json"
+}
+if [ -r /sys/module/haltpoll/parameters/guest_halt_poll_ns ]; then
+  echo "guest_halt_poll_ns=$(cat /sys/module/haltpoll/parameters/guest_halt_poll_ns)" >>"$OUT/raw/machine.txt"
+fi
 
 log "machine limit: sequential write (dd ${DD_MIB} MiB, $DD_FLAGS)"
 if ! dd if=/dev/zero of="$WORK/dd.tmp" bs=1M count="$DD_MIB" $DD_FLAGS 2>"$OUT/raw/dd.txt"; then

@@ -7,7 +7,8 @@
 //! closed-loop producers ([`producer`], [`pacer`]), consumers that drain a backlog or tail
 //! ([`consumer`]), latency histograms ([`latency`]), the per-run JSON ([`result`]), broker
 //! process probes and profiling hooks ([`probe`]), the broker's own request times from its
-//! metrics endpoint ([`broker_metrics`]), and the dated report ([`report`]).
+//! metrics endpoint ([`broker_metrics`]), the machine's thread wake-up cost ([`wakeup`]), and
+//! the dated report ([`report`]).
 //!
 //! Invariants:
 //! - **Latency is measured from the intended send time.** In open-loop mode that is the
@@ -33,4 +34,5 @@ pub mod progress;
 pub mod report;
 pub mod result;
 pub mod run;
+pub mod wakeup;
 pub mod workload;

@@ -10,7 +10,7 @@ use clap::{Args, Parser, Subcommand};
 
 use shardlog_bench::run::{self, ClientKind, RunOptions};
 use shardlog_bench::workload::{KeyDistributor, Workload};
-use shardlog_bench::{probe, report};
+use shardlog_bench::{probe, report, wakeup};
 
 #[derive(Parser)]
 #[command(name = "shardlog-bench", about = "Load generator and reports for Kafka-compatible brokers")]
@@ -27,6 +27,12 @@ enum Command {
     Probe {
         #[arg(long)]
         pid: u32,
+    },
+    /// Measure thread wake-up round trips (across two cores, and on one) as JSON: the floor
+    /// under every request's latency on this machine.
+    Wakeup {
+        #[arg(long, default_value_t = 20_000)]
+        round_trips: u32,
     },
     /// Turn a report directory (runs.jsonl, raw/, *.folded) into report.md, results.json, SVGs.
     Report {
@@ -209,6 +215,10 @@ fn main() -> Result<()> {
         Command::Run(a) => run_command(*a),
         Command::Probe { pid } => {
             println!("{}", serde_json::to_string(&probe::sample(pid)?)?);
+            Ok(())
+        }
+        Command::Wakeup { round_trips } => {
+            println!("{}", serde_json::to_string(&wakeup::measure(round_trips)?)?);
             Ok(())
         }
         Command::Report { dir } => report::write(&dir),

@@ -1,6 +1,6 @@
 //! What a report directory holds before the report is written: the runs (`runs.jsonl`, one
 //! [`RunResult`] per line), raw tool outputs under `raw/` (iperf3 JSON, dd's summary lines,
-//! `machine.txt` key=value facts, `idle-<target>.json` probes, `callgrind.jsonl` from
+//! `machine.txt` key=value facts, `wakeup.json`, `idle-<target>.json` probes, `callgrind.jsonl` from
 //! `perf-reports/callgrind.sh`) and folded stacks under `flame/`. Everything is parsed from the tools' own output, never typed in.
 
 use std::collections::BTreeMap;
@@ -11,6 +11,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::probe::ProcSample;
 use crate::result::RunResult;
+use crate::wakeup::Wakeup;
 
 #[derive(Clone, Debug, Default, Serialize)]
 pub struct Machine {
@@ -28,6 +29,8 @@ pub struct Machine {
     /// dd into the page cache with memory full of other clean page cache (`PAGE_CACHE=full`):
     /// new pages are reclaimed from older ones, as on a broker that has run a while.
     pub page_cache_full_bytes_per_s: Option<f64>,
+    /// `shardlog-bench wakeup`: thread wake-up round trips across cores and on one core.
+    pub wakeup: Option<Wakeup>,
 }
 
 impl Machine {
@@ -93,6 +96,9 @@ pub fn load(dir: &Path) -> Result<Inputs> {
     machine.page_cache_new_bytes_per_s = dd("page-cache-new-dd.txt");
     machine.page_cache_reused_bytes_per_s = dd("page-cache-dd.txt");
     machine.page_cache_full_bytes_per_s = dd("page-cache-full-dd.txt");
+    if let Ok(t) = std::fs::read_to_string(raw.join("wakeup.json")) {
+        machine.wakeup = Some(serde_json::from_str(&t).context("raw/wakeup.json")?);
+    }
     let mut callgrind = Vec::new();
     if let Ok(t) = std::fs::read_to_string(raw.join("callgrind.jsonl")) {
         for (i, line) in t.lines().enumerate().filter(|(_, l)| !l.trim().is_empty()) {

@@ -204,9 +204,40 @@ fn header(md: &mut String, inp: &Inputs) {
     );
     let _ = writeln!(
         md,
-        "| page cache, memory full of page cache | {} MB/s | the same dd with free memory filled by clean page cache (`perf-reports/page-cache.sh`) |\n",
+        "| page cache, memory full of page cache | {} MB/s | the same dd with free memory filled by clean page cache (`perf-reports/page-cache.sh`) |",
         m.page_cache_full_bytes_per_s.map_or("–".into(), mb)
     );
+    let round_trip = |rt: Option<crate::wakeup::RoundTripUs>| {
+        rt.map_or("–".into(), |rt| format!("{:.1} µs (p99 {:.1} µs)", rt.p50_us, rt.p99_us))
+    };
+    let _ = writeln!(
+        md,
+        "| thread wake-up round trip, across cores | {} | `shardlog-bench wakeup`: two threads pinned to cores 0 and 1 ping-pong a byte over a Unix socket pair, {} round trips (two wake-ups each) |",
+        round_trip(m.wakeup.and_then(|w| w.cross_core)),
+        m.wakeup.map_or("–".into(), |w| thousands(f64::from(w.round_trips)))
+    );
+    let _ = writeln!(
+        md,
+        "| thread wake-up round trip, on one core | {} | the same, both threads on core 0 |\n",
+        round_trip(m.wakeup.map(|w| w.same_core))
+    );
+    if let Some(cross) = m.wakeup.and_then(|w| w.cross_core) {
+        let _ = writeln!(
+            md,
+            "Every request crosses threads: client → broker shard → client, and a consumed record \
+             once more. Each crossing to a sleeping thread on the other core cost about {:.0} µs of \
+             wall time here (half a round trip){}, and CPU on both sides; it sets the floor under \
+             the latencies below and the CPU cost of small requests.\n",
+            cross.p50_us / 2.0,
+            match m.facts.get("guest_halt_poll_ns").map(String::as_str) {
+                None => String::new(),
+                Some("0") => " — this VM's idle vCPUs halt at once (guest_halt_poll_ns=0), so the \
+                               host must wake them"
+                    .to_string(),
+                Some(ns) => format!(" (guest_halt_poll_ns={ns})"),
+            }
+        );
+    }
     if let (Some(new), Some(reused)) = (m.page_cache_new_bytes_per_s, m.page_cache_reused_bytes_per_s) {
         let full = m.facts.get("page_cache_mode").is_some_and(|v| v == "full");
         let _ = writeln!(
@@ -965,3 +996,26 @@ perf-reports/callgrind.sh                             # only the instruction cou
 PEER_BOOTSTRAP=127.0.0.1:9092 PEER_PID=<pid> perf-reports/run.sh   # also measure a peer broker\n\
 target/release/shardlog-bench run --workload bench/workloads/1-topic-16-partitions-1kb.toml --bootstrap 127.0.0.1:9092\n\
 ```\n";
+
+#[cfg(test)]
+mod tests {
+    /// The machine-limits table shows the wake-up round trips of `raw/wakeup.json`, and says
+    /// what the VM's idle policy makes of them.
+    #[test]
+    fn report_shows_the_wake_up_floor() {
+        let dir = std::env::temp_dir().join(format!("shardlog-report-test-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(dir.join("raw")).expect("mkdir");
+        std::fs::write(dir.join("runs.jsonl"), "").expect("runs");
+        std::fs::write(dir.join("raw/machine.txt"), "cpus=2\nguest_halt_poll_ns=0\n").expect("machine");
+        let wakeup = r#"{"round_trips":20000,"cross_core":{"p50_us":63.3,"p99_us":88.9},"same_core":{"p50_us":10.3,"p99_us":13.5}}"#;
+        std::fs::write(dir.join("raw/wakeup.json"), wakeup).expect("wakeup");
+        super::write(&dir).expect("report");
+        let md = std::fs::read_to_string(dir.join("report.md")).expect("report.md");
+        std::fs::remove_dir_all(&dir).expect("cleanup");
+        assert!(md.contains("| thread wake-up round trip, across cores | 63.3 µs (p99 88.9 µs) |"), "{md}");
+        assert!(md.contains("| thread wake-up round trip, on one core | 10.3 µs (p99 13.5 µs) |"), "{md}");
+        assert!(md.contains("cost about 32 µs of wall time"), "{md}");
+        assert!(md.contains("guest_halt_poll_ns=0"), "{md}");
+    }
+}
