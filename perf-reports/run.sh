@@ -321,12 +321,17 @@ echo "loadavg_end=$(cut -d' ' -f1-3 /proc/loadavg)" >>"$OUT/raw/machine.txt"
   echo "Each directory is one run of \`perf-reports/run.sh\` (see its header for the knobs)."
   echo
   # By the time in each report's first line: names of one day ("2026-12-05-x") do not sort by time.
+  # A directory of A/B notes without a report of its own sorts by the date in its name.
   for d in perf-reports/*/; do
     d=${d%/}
-    t=$(head -n1 "$d/report.md" 2>/dev/null | sed -n 's/.* — \([0-9T:Z-]*\)$/\1/p')
-    echo "${t:-0} ${d#perf-reports/}"
-  done | sort -r | while read -r _ d; do
-    echo "- [$d]($d/report.md)"
+    if [ -f "$d/report.md" ]; then
+      t=$(head -n1 "$d/report.md" | sed -n 's/.* — \([0-9T:Z-]*\)$/\1/p')
+      echo "${t:-0} ${d#perf-reports/} report.md"
+    elif [ -f "$d/NOTE.md" ]; then
+      echo "${d#perf-reports/} ${d#perf-reports/} NOTE.md"
+    fi
+  done | sort -r | while read -r _ d file; do
+    echo "- [$d]($d/$file)"
   done
 } >perf-reports/README.md
 log "report: $OUT/report.md"

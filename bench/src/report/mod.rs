@@ -226,13 +226,13 @@ fn header(md: &mut String, inp: &Inputs) {
             md,
             "Every request crosses threads: client → broker shard → client, and a consumed record \
              once more. Each crossing to a sleeping thread on the other core cost about {:.0} µs of \
-             wall time here (half a round trip){}, and CPU on both sides; it sets the floor under \
+             wall time here (half a round trip), and CPU on both sides{}. It sets the floor under \
              the latencies below and the CPU cost of small requests.\n",
             cross.p50_us / 2.0,
             match m.facts.get("guest_halt_poll_ns").map(String::as_str) {
                 None => String::new(),
-                Some("0") => " — this VM's idle vCPUs halt at once (guest_halt_poll_ns=0), so the \
-                               host must wake them"
+                Some("0") => "; this VM's idle vCPUs halt at once (guest_halt_poll_ns=0), so the host \
+                              must wake them"
                     .to_string(),
                 Some(ns) => format!(" (guest_halt_poll_ns={ns})"),
             }
