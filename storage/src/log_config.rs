@@ -71,6 +71,10 @@ pub struct LogConfig {
     /// the shard itself instead of an io_uring worker (see `log_segment`). 0 pipelines every
     /// append (tests use it to exercise that path with small batches).
     pub sync_append_bytes_max: usize,
+    /// Not a Kafka setting: the active segment's blocks are reserved (`fallocate`, size kept)
+    /// this many bytes ahead of its appends and released beyond its end when it is sealed
+    /// (see `log_segment`). 0 reserves nothing.
+    pub preallocate_step_bytes: u64,
 }
 
 // `validate` rejects a NaN ratio, so equality is an equivalence.
@@ -96,6 +100,7 @@ impl Default for LogConfig {
             min_compaction_lag_ms: 0,
             max_compaction_lag_ms: i64::MAX,
             sync_append_bytes_max: crate::log_segment::SYNC_APPEND_BYTES_MAX,
+            preallocate_step_bytes: crate::log_segment::PREALLOCATE_STEP_BYTES,
         }
     }
 }

@@ -52,17 +52,34 @@ fn op() -> impl Strategy<Value = Op> {
 
 fn config() -> impl Strategy<Value = LogConfig> {
     // Small appends are written at once when no write is in flight, others pipelined: both
-    // paths, and their mix, with either threshold.
-    (200u32..1500, 0u32..300, 12u32..100, prop_oneof![Just(0usize), Just(300), Just(usize::MAX)]).prop_map(
-        |(segment_bytes, index_interval_bytes, segment_index_bytes, sync_append_bytes_max)| LogConfig {
-            segment_bytes,
-            index_interval_bytes,
-            segment_index_bytes,
-            file_delete_delay_ms: 0,
-            sync_append_bytes_max,
-            ..LogConfig::default()
-        },
+    // paths, and their mix, with either threshold. Blocks reserved ahead of the appends in
+    // steps smaller or larger than a batch, or not at all.
+    (
+        200u32..1500,
+        0u32..300,
+        12u32..100,
+        prop_oneof![Just(0usize), Just(300), Just(usize::MAX)],
+        prop_oneof![Just(0u64), Just(100), Just(1 << 20)],
     )
+        .prop_map(
+            |(
+                segment_bytes,
+                index_interval_bytes,
+                segment_index_bytes,
+                sync_append_bytes_max,
+                preallocate_step_bytes,
+            )| {
+                LogConfig {
+                    segment_bytes,
+                    index_interval_bytes,
+                    segment_index_bytes,
+                    file_delete_delay_ms: 0,
+                    sync_append_bytes_max,
+                    preallocate_step_bytes,
+                    ..LogConfig::default()
+                }
+            },
+        )
 }
 
 /// Picks a value in `[low, high]` from random bits.

@@ -360,6 +360,7 @@ impl BrokerConfig {
             min_compaction_lag_ms: v.int("log.cleaner.min.compaction.lag.ms"),
             max_compaction_lag_ms: v.int("log.cleaner.max.compaction.lag.ms"),
             sync_append_bytes_max: shardlog_storage::log_segment::SYNC_APPEND_BYTES_MAX,
+            preallocate_step_bytes: shardlog_storage::log_segment::PREALLOCATE_STEP_BYTES,
         };
         let min_insync_replicas = v.int("min.insync.replicas") as i32;
         check_consumer_group_timeouts(&v)?;
