@@ -897,7 +897,6 @@ fn offset_problem(
     None
 }
 
-/// An independent descriptor of an open file: closing it, or the original, leaves the other.
 /// Bytes of disk the file holds, reserved blocks past its end included.
 fn allocated_bytes(file: &impl AsRawFd) -> std::io::Result<u64> {
     // SAFETY: `fstat` writes into `stat`, which is valid for writes, on an open descriptor.
@@ -909,6 +908,7 @@ fn allocated_bytes(file: &impl AsRawFd) -> std::io::Result<u64> {
     Ok(stat.st_blocks as u64 * 512)
 }
 
+/// An independent descriptor of an open file: closing it, or the original, leaves the other.
 pub(crate) fn duplicate_descriptor(
     file: &impl std::os::fd::AsRawFd,
 ) -> std::io::Result<std::os::fd::OwnedFd> {
