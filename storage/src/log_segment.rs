@@ -31,8 +31,9 @@
 //! perf-reports/2026-12-05-preallocate). Sealing the segment releases what it did not use; a
 //! segment reopened after a crash with blocks past its end releases them when sealed too. If
 //! the reservation fails (a full disk, a file system without `fallocate`), the segment stops
-//! reserving and its writes proceed as before: a full disk then fails the write itself, as
-//! it would without reservation.
+//! reserving, gives back what the failed call kept (ext4 keeps a partial reservation: the
+//! disk's last free blocks) and its writes proceed as before: a full disk then fails the write
+//! itself, as it would without reservation.
 //!
 //! Index entries follow Kafka's rule for every batch, on append and on rebuild alike: when
 //! more than `index.interval.bytes` were appended since the last entry, the batch gets an
@@ -572,10 +573,26 @@ impl LogSegment {
             let error = std::io::Error::last_os_error();
             tracing::debug!(path = ?self.log_path, %error, "reserving log blocks failed; writing without reservation");
             self.preallocation_failed = true;
+            self.release_failed_reservation();
             return;
         }
         self.preallocated_bytes = to;
         self.allocated_past_end = true;
+    }
+
+    /// A reservation that ran out of space keeps what it got (ext4 does): the last free blocks
+    /// of the disk, which the indexes and every other partition need. With no write in
+    /// flight the file's size is `size_bytes`, so truncating to it frees them now; otherwise a
+    /// write may still be growing the file, and sealing frees them.
+    fn release_failed_reservation(&mut self) {
+        self.allocated_past_end = true;
+        if !self.in_flight.is_empty() {
+            return;
+        }
+        // SAFETY: plain syscall on the descriptor of `self.log`, which is open.
+        if unsafe { libc::ftruncate(self.log.as_raw_fd(), self.size_bytes as libc::off_t) } == 0 {
+            self.allocated_past_end = false;
+        }
     }
 
     /// Releases the blocks reserved past the file's end: truncating a file to its own size

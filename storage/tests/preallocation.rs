@@ -149,3 +149,82 @@ fn blocks_reserved_before_a_crash_are_released_when_the_segment_is_sealed() {
         assert_nothing_reserved(&path);
     });
 }
+
+/// A small ext4 file system on a loop device, mounted for the test's lifetime (needs root and
+/// `mkfs.ext4`: CI and the development machines have both; elsewhere the test says so and does
+/// nothing). ext4, because a reservation that runs out of space keeps what it got there.
+struct SmallDisk {
+    dir: std::path::PathBuf,
+    _tmp: tempfile::TempDir,
+}
+
+impl SmallDisk {
+    fn mount_ext4(size_bytes: u64) -> Option<SmallDisk> {
+        let tmp = tempfile::tempdir().unwrap();
+        let image = tmp.path().join("disk.img");
+        std::fs::File::create(&image).unwrap().set_len(size_bytes).unwrap();
+        let dir = tmp.path().join("disk");
+        std::fs::create_dir(&dir).unwrap();
+        let quiet = |cmd: &mut std::process::Command| {
+            cmd.stdout(std::process::Stdio::null())
+                .stderr(std::process::Stdio::null())
+                .status()
+                .is_ok_and(|s| s.success())
+        };
+        let formatted = quiet(std::process::Command::new("mkfs.ext4").args(["-q", "-F"]).arg(&image));
+        let mounted = formatted
+            && quiet(std::process::Command::new("mount").args(["-o", "loop"]).arg(&image).arg(&dir));
+        mounted.then_some(SmallDisk { dir, _tmp: tmp })
+    }
+
+    /// Free bytes, the blocks ext4 keeps for root included (the tests run as root).
+    fn free_bytes(&self) -> u64 {
+        // SAFETY: `statvfs` writes into `stat` through a valid pointer, from a NUL-terminated path.
+        let mut stat: libc::statvfs = unsafe { std::mem::zeroed() };
+        let path = std::ffi::CString::new(self.dir.as_os_str().as_encoded_bytes()).unwrap();
+        assert_eq!(unsafe { libc::statvfs(path.as_ptr(), &mut stat) }, 0);
+        stat.f_bfree as u64 * stat.f_frsize as u64
+    }
+}
+
+impl Drop for SmallDisk {
+    fn drop(&mut self) {
+        let _ = std::process::Command::new("umount").arg("-l").arg(&self.dir).status();
+    }
+}
+
+#[test]
+fn appends_go_on_when_the_disk_has_no_room_for_a_reservation() {
+    let Some(disk) = SmallDisk::mount_ext4(16 * STEP_BYTES) else {
+        eprintln!("cannot mount an ext4 image (not root, or no mkfs.ext4): nothing checked");
+        return;
+    };
+    // Leave 2.5 MiB free: a 4 MiB reservation fails, keeping what it got on the way.
+    let filler = disk.free_bytes() - 5 * STEP_BYTES / 2;
+    std::fs::write(disk.dir.join("filler"), vec![0u8; filler as usize]).unwrap();
+    let dir = disk.dir.join("t-0");
+    common::run(move || async move {
+        let config = LogConfig {
+            segment_bytes: 8 * STEP_BYTES as u32,
+            preallocate_step_bytes: 4 * STEP_BYTES,
+            ..config()
+        };
+        let mut log = common::open(&dir, config.clone(), None).await;
+        let path = dir.join("00000000000000000000.log");
+        let mut last_offset =
+            log.append(common::batch(10, 1000, common::TS, 0), 0, 0).await.unwrap().last_offset;
+        log.drain_writes().await.unwrap();
+        assert_nothing_reserved(&path); // what the failed reservation got is given back at once
+        for seed in 1..150u8 {
+            last_offset =
+                log.append(common::batch(10, 1000, common::TS, seed), 0, 0).await.unwrap().last_offset;
+        }
+        log.close().await.unwrap();
+        assert!(size_bytes(&path) > STEP_BYTES, "about 1.5 MiB appended");
+        assert_nothing_reserved(&path);
+
+        let log = common::open(&dir, config, None).await;
+        assert_eq!(log.log_end_offset(), last_offset + 1, "every append is kept");
+        log.close().await.unwrap();
+    });
+}
