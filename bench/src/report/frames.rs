@@ -50,11 +50,16 @@ fn is_boring(frame: &str) -> bool {
 }
 
 /// perf names threads by their comm; io_uring's workers are `iou-wrk-<tid>`, one per worker,
-/// which says nothing per tid.
-fn thread_group(comm: &str) -> String {
-    match comm.strip_prefix("iou-wrk-") {
-        Some(_) => "iou-wrk-* (io_uring async workers)".to_string(),
-        None => comm.to_string(),
+/// which says nothing per tid. glommio's blocking threads have no name of their own: they carry
+/// the comm of the shard thread that started them, so they are told apart by their stacks.
+fn thread_group(frames: &[&str]) -> String {
+    let comm = frames.first().copied().unwrap_or_default();
+    if comm.starts_with("iou-wrk-") {
+        "iou-wrk-* (io_uring async workers)".to_string()
+    } else if frames.iter().any(|f| f.starts_with("glommio::sys::blocking::")) {
+        "glommio blocking threads".to_string()
+    } else {
+        comm.to_string()
     }
 }
 
@@ -68,7 +73,7 @@ pub fn analyse(folded: &str, top_n: usize) -> Profile {
         let Ok(count) = count.parse::<u64>() else { continue };
         total += count;
         let frames: Vec<&str> = stack.split(';').collect();
-        *threads.entry(thread_group(frames[0])).or_default() += count;
+        *threads.entry(thread_group(&frames)).or_default() += count;
         if let Some(leaf) = frames.last() {
             *self_counts.entry(leaf).or_default() += count;
         }
@@ -113,5 +118,14 @@ mod tests {
         assert!(p.top_total.iter().any(|f| f.name == "main" && f.samples == 10));
         assert!(!p.top_total.iter().any(|f| f.name == "shardlog"));
         assert!(p.top_total.iter().all(|f| f.samples <= 10));
+    }
+
+    #[test]
+    fn blocking_threads_are_told_apart_from_the_shard_that_started_them() {
+        let folded = "shard-0-1;start_thread;glommio::executor::run;poll 4\n\
+                      shard-0-1;start_thread;glommio::sys::blocking::BlockingThreadOp::execute;fallocate64 2\n";
+        let p = super::analyse(folded, 5);
+        let names: Vec<(&str, u64)> = p.threads.iter().map(|t| (t.name.as_str(), t.samples)).collect();
+        assert_eq!(names, [("shard-0-1", 4), ("glommio blocking threads", 2)]);
     }
 }
