@@ -258,10 +258,15 @@ impl LogSegment {
         let log_path = dir.join(segment_file_name(base_offset, LOG_FILE_SUFFIX));
         let log = OpenOptions::new().read(true).write(true).buffered_open(&log_path).await?;
         let size_bytes = log.file_size().await?;
-        let allocated_past_end = allocated_bytes(&log)? > size_bytes.next_multiple_of(4096);
-        let mut segment = Self::with_files(dir, base_offset, log_path, log, size_bytes, config).await?;
-        segment.allocated_past_end = allocated_past_end;
-        Ok(segment)
+        Self::with_files(dir, base_offset, log_path, log, size_bytes, config).await
+    }
+
+    /// Notes blocks reserved past the file's end that a crash left behind, so that sealing
+    /// gives them back. Only the segment that was active can hold any: every other one gave
+    /// back its reservation when it was sealed, before the next segment was created.
+    pub(crate) fn find_reservation_left_by_a_crash(&mut self) -> Result<()> {
+        self.allocated_past_end |= allocated_bytes(&*self.log)? > self.size_bytes.next_multiple_of(4096);
+        Ok(())
     }
 
     async fn with_files(

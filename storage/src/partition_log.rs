@@ -158,6 +158,9 @@ impl PartitionLog {
             }
             segments.push(LogSegment::create(&dir, log_start, &config, None).await?);
         }
+        if let Some(active) = segments.last_mut() {
+            active.find_reservation_left_by_a_crash()?;
+        }
         let log_end = segments.last().map_or(log_start, LogSegment::next_offset);
         let log = PartitionLog {
             dir,
