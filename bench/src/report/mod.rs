@@ -748,7 +748,6 @@ fn all_runs(md: &mut String, inp: &Inputs) {
     let _ = writeln!(md, "\nCPU s/GB here divides the broker's CPU time in the phase by all payload bytes moved in it (produced + consumed).\n");
 }
 
-/// Ratios `a ÷ b` for every (series, point, phase) both targets ran.
 /// Where each configuration's CPU went: every shard's busy time and thread CPU, and the whole
 /// process's CPU (which adds io_uring's kernel workers), each as a share of the phase.
 fn shard_load(md: &mut String, inp: &Inputs, targets: &[&str]) {
@@ -767,11 +766,7 @@ fn shard_load(md: &mut String, inp: &Inputs, targets: &[&str]) {
     if runs.is_empty() || shards == 0 {
         return;
     }
-    let _ = writeln!(
-        md,
-        "### Shard load
-"
-    );
+    let _ = writeln!(md, "### Shard load\n");
     let _ = writeln!(
         md,
         "From the broker's metrics endpoint, over each phase: how long each shard's executor was \
@@ -818,6 +813,7 @@ fn shard_load(md: &mut String, inp: &Inputs, targets: &[&str]) {
     md.push('\n');
 }
 
+/// Ratios `a ÷ b` for every (series, point, phase) both targets ran.
 fn compare(md: &mut String, inp: &Inputs, a: &str, b: &str, title: &str, note: &str) {
     let pairs: Vec<(&RunResult, &RunResult)> = inp
         .runs
