@@ -1,9 +1,10 @@
 #!/usr/bin/env bash
 # Instruction counts of the hot-path micro-benchmarks under callgrind (valgrind): batch
-# validation (CRC-32C), offset-index lookup, Produce request decode and Fetch-response framing.
-# Their wall time is noisy on a shared 2-core machine; instruction counts are not. Append is not
-# here: under valgrind 3.19 glommio's first I/O never completes (its executor waits in
-# io_uring_enter for good; see bench/README.md), so it has its criterion bench only.
+# validation (CRC-32C), a leader's append before its write (validation, offsets),
+# offset-index lookup, Produce request decode and Fetch-response framing. Their wall time is
+# noisy on a shared 2-core machine; instruction counts are not. The append's write is not here:
+# under valgrind 3.19 glommio's first I/O never completes (its executor waits in io_uring_enter
+# for good; see bench/README.md), so the whole append has its criterion bench only.
 # Each case is a criterion bench binary started as `--callgrind CASE ITERATIONS`
 # (bench/callgrind/case.rs), under `--collect-atstart=no --toggle-collect='*callgrind_measured*'`,
 # so only the measured step is counted, never the set-up. These are benchmarks, not tests:
@@ -58,6 +59,7 @@ PY
 # crate bench case iterations what
 CASES=(
   "shardlog-storage|validate|validate_16KiB_batch|2000|RecordBatch::validate of one 16 KiB batch (header shape + CRC-32C)"
+  "shardlog-storage|append|leader_append_16KiB_batch|2000|place_as_leader, what a leader's append computes before its write, one ~16 KiB batch: validation (CRC-32C, record framing), offsets assigned in place"
   "shardlog-storage|index_lookup|offset_index_lookup|100000|offset_index::lookup_in (OffsetIndex::lookup's search) over 16,384 entries, scattered offsets"
   "shardlog-net|codec|produce_decode_16_partitions|2000|parse_request of a Produce v9 frame, 16 partitions × 64 KiB batch"
   "shardlog-net|codec|fetch_framing_16_partitions|20000|encode_fetch_response v12 around 16 file regions"

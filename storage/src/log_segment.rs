@@ -86,7 +86,7 @@ pub fn segment_file_name(base_offset: i64, suffix: &str) -> String {
 }
 
 /// A batch of a record set about to be appended: its start within the set and its header.
-pub(crate) type PlacedBatch = (usize, BatchHeader);
+pub type PlacedBatch = (usize, BatchHeader);
 
 /// Resolves once the bytes of one append, and of every append before it, are in the page
 /// cache: acknowledge a producer (`acks=1`) only then. Cloning waits on the same write.

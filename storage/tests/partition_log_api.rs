@@ -7,7 +7,7 @@ mod common;
 use shardlog_storage::log_config::LogConfig;
 use shardlog_storage::log_error::{KafkaError, LogError};
 use shardlog_storage::log_segment::SYNC_APPEND_BYTES_MAX;
-use shardlog_storage::partition_log::PartitionLog;
+use shardlog_storage::partition_log::{place_as_leader, PartitionLog};
 use shardlog_storage::record_batch::{rewrite, BatchError, RecordBatch, TimestampType};
 
 fn base_config() -> LogConfig {
@@ -83,6 +83,30 @@ fn a_bad_batch_rejects_the_whole_request_with_a_typed_error() {
         }
         log.close().await.unwrap();
     });
+}
+
+/// The leader's placement on its own (what callgrind counts): a valid set gets consecutive
+/// offsets and the epoch in place; a set with a bad batch anywhere is left byte for byte as it
+/// came, so a rejected request rewrites nothing.
+#[test]
+fn placement_rewrites_a_valid_set_and_leaves_an_invalid_one_untouched() {
+    let good = [common::batch(3, 10, common::TS, 1), common::batch(2, 10, common::TS, 2)].concat();
+    let mut set = good.clone();
+    let placed = place_as_leader(&mut set, 40, 9, None, 1 << 20).unwrap();
+    let offsets: Vec<(usize, i64, i64)> =
+        placed.iter().map(|(at, header)| (*at, header.base_offset, header.last_offset())).collect();
+    let second_at = RecordBatch::validate(&good, usize::MAX).unwrap().size_bytes();
+    assert_eq!(offsets, [(0, 40, 42), (second_at, 43, 44)]);
+    assert_eq!(common::batch_offsets(&set), [(40, 42), (43, 44)]);
+    assert_eq!(RecordBatch::validate(&set, usize::MAX).unwrap().partition_leader_epoch(), 9);
+
+    let mut corrupt = good.clone();
+    let last = corrupt.len() - 1;
+    corrupt[last] ^= 1;
+    let before = corrupt.clone();
+    let err = place_as_leader(&mut corrupt, 40, 9, None, 1 << 20).unwrap_err();
+    assert!(matches!(err, LogError::InvalidBatch { index: 1, .. }), "{err:?}");
+    assert_eq!(corrupt, before, "a rejected set is not rewritten");
 }
 
 #[test]
