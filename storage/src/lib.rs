@@ -23,6 +23,7 @@ pub mod offset_index;
 pub mod partition_log;
 pub mod partition_metadata;
 pub mod producer_state;
+mod recent_batches;
 pub mod record_batch;
 pub mod records;
 pub mod throttler;

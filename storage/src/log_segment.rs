@@ -57,6 +57,7 @@ use crate::index_file::{write_all_at, PENDING_ENTRIES_WRITE_THRESHOLD};
 use crate::log_config::LogConfig;
 use crate::log_error::{LogError, Result};
 use crate::offset_index::OffsetIndex;
+use crate::recent_batches::RecentBatches;
 use crate::record_batch::{batch_size_at, BatchHeader, RecordBatch, BATCH_HEADER_BYTES, LOG_OVERHEAD};
 use crate::time_index::{TimeIndex, NO_TIMESTAMP};
 
@@ -223,6 +224,8 @@ pub struct LogSegment {
     reservation_failed: bool,
     /// Blocks past the file's end may be reserved: release them when sealed.
     allocated_past_end: bool,
+    /// Where the last batches appended start, so that a read at the tail walks no headers.
+    recent_batches: RecentBatches,
 }
 
 impl LogSegment {
@@ -311,6 +314,7 @@ impl LogSegment {
             reservation: None,
             reservation_failed: false,
             allocated_past_end: false,
+            recent_batches: RecentBatches::default(),
         })
     }
 
@@ -379,6 +383,8 @@ impl LogSegment {
         min_offset: i64,
         max_offset_exclusive: Option<i64>,
     ) -> Result<std::result::Result<(), String>> {
+        // Called at open and after a truncation: batches remembered may be gone.
+        self.recent_batches.clear();
         let (start_position, indexed_offset) = match self.offset_index.last_entry() {
             Some((offset, position)) => (position as u64, Some(offset)),
             None => (0, None),
@@ -445,6 +451,7 @@ impl LogSegment {
         min_offset: i64,
         max_offset_exclusive: Option<i64>,
     ) -> Result<Option<Truncation>> {
+        self.recent_batches.clear();
         self.offset_index.clear().await?;
         self.time_index.clear().await?;
         let file_size_bytes = self.log.file_size().await?;
@@ -615,6 +622,7 @@ impl LogSegment {
         self.created_ms.get_or_insert(now_ms);
         for (at, header) in batches {
             self.index_batch(config, position + *at as u64, header);
+            self.recent_batches.push(position + *at as u64, *header);
         }
         self.size_bytes += set_bytes as u64;
         self.next_offset = expected_at_least;
@@ -781,6 +789,8 @@ impl LogSegment {
     /// largest timestamp as the final time-index entry, as Kafka does, and write the indexes.
     pub(crate) async fn seal(&mut self) -> Result<()> {
         self.drain().await?;
+        // Only the active segment's tail is read often enough to be worth the memory.
+        self.recent_batches.clear();
         self.release_preallocated().await?;
         if self.max_timestamp > NO_TIMESTAMP {
             self.time_index.maybe_append(self.max_timestamp, self.offset_of_max_timestamp, true);
@@ -840,6 +850,11 @@ impl LogSegment {
         let written_bytes = self.written_bytes();
         if offset >= self.written_next_offset() {
             return Ok(None);
+        }
+        if let Some((position, header)) = self.recent_batches.find(offset) {
+            // The first batch at or past an offset below the written end is itself written.
+            debug_assert!(position + header.size_bytes as u64 <= written_bytes);
+            return Ok(Some((position, header)));
         }
         let start = self.offset_index.lookup(offset).map_or(0, |(_, position)| position as u64);
         let mut reader = SegmentReader::new(&self.log, written_bytes, HEADER_WINDOW_BYTES);
