@@ -18,6 +18,9 @@ pub const BACKLOG_MAX_BYTES: u64 = 64 << 30;
 pub const GRACE_MAX_S: u64 = 10;
 /// Bytes librdkafka may queue per producer (its default is 1 GiB).
 pub const PRODUCER_QUEUE_MAX_KIB: u64 = 64 * 1024;
+/// Delivery-report events a producer serves at a time before it sends again: one event per
+/// produced batch, so this many batches' reports (a bound on the time taken from sending).
+pub const DELIVERY_REPORT_EVENTS_PER_SERVE_MAX: usize = 1024;
 /// Bytes of pre-fetched messages one consumer may hold across all its partitions.
 pub const CONSUMER_QUEUE_TOTAL_MAX_KIB: u64 = 64 * 1024;
 /// Per-partition fetch size a consumer may ask for (the prefetch queue must hold one).
