@@ -152,7 +152,12 @@ pub fn write(dir: &Path) -> Result<()> {
 const SHARDS_NOTE: &str = "A ratio above 1 means two shards did better. On this 2-core machine the load \
 generator runs on the same two cores, so the second shard competes with librdkafka's threads \
 instead of getting a core of its own; the comparison shows what a second shard costs or gains \
-under that contention, not the scaling on a dedicated machine.\n\n";
+under that contention, not the scaling on a dedicated machine. Clients put into a request what \
+accumulated while earlier ones were in flight, so a broker that answers sooner receives smaller \
+requests, and per-request costs (system calls and thread wake-ups, on both sides) then take more \
+CPU per byte: the KB per request columns show how far that went in each pairing (a consumer's \
+Fetch also spans only the partitions one shard leads, half of them with two), and the Shard \
+load table below the request rates themselves.\n\n";
 
 fn header(md: &mut String, inp: &Inputs) {
     let f = &inp.machine.facts;
@@ -535,6 +540,19 @@ fn native_section(md: &mut String, inp: &Inputs) {
 }
 
 /// The broker's CPU seconds in a phase ÷ all payload GB moved in it (produced + consumed).
+/// Payload KB per request of type `request` (the broker's name for it, e.g. `Produce`), from
+/// the broker's request count over the phase.
+fn kb_per_request(p: &PhaseResult, request: &str, bytes: u64) -> Option<f64> {
+    let count = p.broker_request_us.as_ref()?.get(request)?.count;
+    (count > 0 && bytes > 0).then(|| bytes as f64 / count as f64 / 1e3)
+}
+
+/// Requests of type `request` per second over the phase.
+fn requests_per_s(p: &PhaseResult, request: &str) -> Option<f64> {
+    let count = p.broker_request_us.as_ref()?.get(request)?.count;
+    (p.wall_s > 0.0).then(|| count as f64 / p.wall_s)
+}
+
 fn cpu_per_gb(p: &PhaseResult) -> Option<f64> {
     let bytes = p.produced.bytes + p.consumed.bytes;
     p.broker.as_ref().and_then(|b| (bytes > 0).then(|| b.cpu_s / (bytes as f64 / 1e9)))
@@ -782,8 +800,8 @@ fn shard_load(md: &mut String, inp: &Inputs, targets: &[&str]) {
         let _ = write!(head, " shard {i} busy | CPU |");
         rule.push_str(" ---: | ---: |");
     }
-    head.push_str(" process CPU |");
-    rule.push_str(" ---: |");
+    head.push_str(" process CPU | Produce req/s | KB per Produce | Fetch req/s | KB per Fetch |");
+    rule.push_str(" ---: | ---: | ---: | ---: | ---: |");
     let _ = writeln!(md, "{head}\n{rule}");
     for r in runs {
         for p in r.phases.iter().filter(|p| p.wall_s > 0.0) {
@@ -807,6 +825,16 @@ fn shard_load(md: &mut String, inp: &Inputs, targets: &[&str]) {
                 }
             }
             let _ = write!(row, " {} |", p.broker.as_ref().map_or("–".into(), |b| pct(b.cpu_s)));
+            let rate = |v: Option<f64>| v.map_or("–".into(), |v| format!("{v:.0}"));
+            let kb = |v: Option<f64>| v.map_or("–".into(), |v| format!("{v:.1}"));
+            let _ = write!(
+                row,
+                " {} | {} | {} | {} |",
+                rate(requests_per_s(p, "Produce")),
+                kb(kb_per_request(p, "Produce", p.produced.bytes)),
+                rate(requests_per_s(p, "FetchConsumer")),
+                kb(kb_per_request(p, "FetchConsumer", p.consumed.bytes))
+            );
             let _ = writeln!(md, "{row}");
         }
     }
@@ -829,16 +857,16 @@ fn compare(md: &mut String, inp: &Inputs, a: &str, b: &str, title: &str, note: &
     let _ = writeln!(md, "Each cell is {b} ÷ {a}, measured in this run.\n");
     let _ = writeln!(
         md,
-        "| client | series | point | phase | produce msg/s | consume msg/s | e2e p99 | broker CPU s per GB |"
+        "| client | series | point | phase | produce msg/s | consume msg/s | e2e p99 | broker CPU s per GB | KB per Produce request | KB per Fetch request |"
     );
-    let _ = writeln!(md, "| --- | --- | --- | --- | ---: | ---: | ---: | ---: |");
+    let _ = writeln!(md, "| --- | --- | --- | --- | ---: | ---: | ---: | ---: | ---: | ---: |");
     for (ra, rb) in pairs {
         for pb in &rb.phases {
             let Some(pa) = ra.phase(&pb.name) else { continue };
             let nz = |v: f64| (v > 0.0).then_some(v);
             let _ = writeln!(
                 md,
-                "| {} | {} | {} | {} | {} | {} | {} | {} |",
+                "| {} | {} | {} | {} | {} | {} | {} | {} | {} | {} |",
                 rb.client,
                 tag(rb, "series"),
                 tag(rb, "point"),
@@ -849,7 +877,15 @@ fn compare(md: &mut String, inp: &Inputs, a: &str, b: &str, title: &str, note: &
                     pb.e2e_latency_us.as_ref().map(|l| l.p99_us as f64),
                     pa.e2e_latency_us.as_ref().map(|l| l.p99_us as f64)
                 ),
-                ratio(cpu_per_gb(pb), cpu_per_gb(pa))
+                ratio(cpu_per_gb(pb), cpu_per_gb(pa)),
+                ratio(
+                    kb_per_request(pb, "Produce", pb.produced.bytes),
+                    kb_per_request(pa, "Produce", pa.produced.bytes)
+                ),
+                ratio(
+                    kb_per_request(pb, "FetchConsumer", pb.consumed.bytes),
+                    kb_per_request(pa, "FetchConsumer", pa.consumed.bytes)
+                )
             );
         }
     }
@@ -995,6 +1031,31 @@ target/release/shardlog-bench run --workload bench/workloads/1-topic-16-partitio
 
 #[cfg(test)]
 mod tests {
+    use crate::broker_metrics::RequestTimes;
+    use crate::result::{Flow, PhaseResult};
+
+    /// Request sizes come from the broker's request counts and the bytes each direction moved:
+    /// Produce counts produced bytes, a consumer's Fetch consumed bytes.
+    #[test]
+    fn request_sizes_and_rates_come_from_the_brokers_counts() {
+        let times = |count| RequestTimes { count, p50_us: 1.0, p90_us: 1.0, p99_us: 1.0, p999_us: 1.0 };
+        let phase = PhaseResult {
+            name: "measure".into(),
+            wall_s: 5.0,
+            produced: Flow::new(1000, 4_000_000, 0, 5.0),
+            consumed: Flow::new(1000, 3_000_000, 0, 5.0),
+            broker_request_us: Some(
+                [("Produce".to_string(), times(400)), ("FetchConsumer".to_string(), times(100))].into(),
+            ),
+            ..PhaseResult::default()
+        };
+        assert_eq!(super::kb_per_request(&phase, "Produce", phase.produced.bytes), Some(10.0));
+        assert_eq!(super::kb_per_request(&phase, "FetchConsumer", phase.consumed.bytes), Some(30.0));
+        assert_eq!(super::requests_per_s(&phase, "Produce"), Some(80.0));
+        assert_eq!(super::kb_per_request(&phase, "Metadata", 1), None);
+        assert_eq!(super::kb_per_request(&PhaseResult::default(), "Produce", 1), None);
+    }
+
     /// The machine-limits table shows the wake-up round trips of `raw/wakeup.json`, and says
     /// what the VM's idle policy makes of them.
     #[test]
