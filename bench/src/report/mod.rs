@@ -983,8 +983,9 @@ fn callgrind_section(md: &mut String, inp: &Inputs) {
          `valgrind --tool=callgrind` ({}, `{}` profile), counting only the measured step \
          (`--toggle-collect`), never its set-up. Instruction counts do not move with other load on \
          the machine, so they compare across commits where wall time does not; they are not \
-         time (no cache misses or stalls in them). Append has no count: glommio's I/O never \
-         completes under this valgrind (see bench/README.md).\n",
+         time (no cache misses or stalls in them). An append's write has no count, since glommio's \
+         I/O never completes under this valgrind (see bench/README.md): \
+         `leader_append_16KiB_batch` counts what the append computes before it.\n",
         first.valgrind, first.profile
     );
     let _ = writeln!(md, "| case | crate | what | iterations | instructions per iteration |");
