@@ -8,9 +8,6 @@
 //! set-up (building inputs, opening logs) and teardown are not. Instruction counts do not
 //! depend on other work on the machine, which wall time on a shared 2-core box does.
 
-// Not every bench binary uses every helper (the append bench measures an async function).
-#![allow(dead_code)]
-
 /// What the command line asked for.
 pub struct Request {
     pub case: String,
