@@ -242,7 +242,7 @@ impl RecordBatchBuilder {
         b.extend_from_slice(&self.count.to_be_bytes());
         debug_assert_eq!(b.len(), BATCH_HEADER_BYTES);
         b.extend_from_slice(&records);
-        let crc = crc32c::crc32c(&b[ATTRIBUTES_AT..]);
+        let crc = crate::checksum::crc32c(&b[ATTRIBUTES_AT..]);
         b[CRC_AT..CRC_AT + 4].copy_from_slice(&crc.to_be_bytes());
         Ok(b)
     }

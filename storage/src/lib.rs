@@ -11,6 +11,7 @@
 
 pub mod batch_builder;
 pub mod checkpoint;
+pub mod checksum;
 pub mod codec;
 pub mod index_entry;
 mod index_file;

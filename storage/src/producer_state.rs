@@ -262,7 +262,7 @@ impl ProducerStateManager {
             out.extend_from_slice(&e.coordinator_epoch.to_be_bytes());
             out.extend_from_slice(&e.current_txn_first_offset.unwrap_or(-1).to_be_bytes());
         }
-        let crc = crc32c::crc32c(&out[6..]);
+        let crc = crate::checksum::crc32c(&out[6..]);
         out[2..6].copy_from_slice(&crc.to_be_bytes());
         out
     }
@@ -277,7 +277,7 @@ impl ProducerStateManager {
             return Err(SnapshotError::UnsupportedVersion(version));
         }
         let crc = r.i32()? as u32;
-        if crc32c::crc32c(&bytes[6..]) != crc {
+        if crate::checksum::crc32c(&bytes[6..]) != crc {
             return Err(SnapshotError::CrcMismatch);
         }
         let count = r.i32()?;

@@ -321,7 +321,7 @@ impl<'a> RecordBatch<'a> {
     }
 
     pub fn compute_crc(&self) -> u32 {
-        crc32c::crc32c(&self.bytes[ATTRIBUTES_AT..])
+        crate::checksum::crc32c(&self.bytes[ATTRIBUTES_AT..])
     }
 
     pub fn as_bytes(&self) -> &'a [u8] {
@@ -456,7 +456,7 @@ pub mod rewrite {
         let attributes = be_i16(batch, ATTRIBUTES_AT) | TIMESTAMP_TYPE_BIT;
         batch[ATTRIBUTES_AT..ATTRIBUTES_AT + 2].copy_from_slice(&attributes.to_be_bytes());
         batch[MAX_TIMESTAMP_AT..MAX_TIMESTAMP_AT + 8].copy_from_slice(&now_ms.to_be_bytes());
-        let crc = crc32c::crc32c(&batch[ATTRIBUTES_AT..]);
+        let crc = crate::checksum::crc32c(&batch[ATTRIBUTES_AT..]);
         batch[CRC_AT..CRC_AT + 4].copy_from_slice(&crc.to_be_bytes());
     }
 }
@@ -585,7 +585,7 @@ pub(crate) mod tests {
         b[BASE_SEQUENCE_AT..BASE_SEQUENCE_AT + 4].copy_from_slice(&(-1i32).to_be_bytes());
         b[RECORD_COUNT_AT..RECORD_COUNT_AT + 4].copy_from_slice(&count.to_be_bytes());
         b.extend_from_slice(&records);
-        let crc = crc32c::crc32c(&b[ATTRIBUTES_AT..]);
+        let crc = crate::checksum::crc32c(&b[ATTRIBUTES_AT..]);
         b[CRC_AT..CRC_AT + 4].copy_from_slice(&crc.to_be_bytes());
         b
     }
@@ -602,7 +602,7 @@ pub(crate) mod tests {
         b[PRODUCER_ID_AT..PRODUCER_ID_AT + 8].copy_from_slice(&producer_id.to_be_bytes());
         b[PRODUCER_EPOCH_AT..PRODUCER_EPOCH_AT + 2].copy_from_slice(&epoch.to_be_bytes());
         b[BASE_SEQUENCE_AT..BASE_SEQUENCE_AT + 4].copy_from_slice(&base_seq.to_be_bytes());
-        let crc = crc32c::crc32c(&b[ATTRIBUTES_AT..]);
+        let crc = crate::checksum::crc32c(&b[ATTRIBUTES_AT..]);
         b[CRC_AT..CRC_AT + 4].copy_from_slice(&crc.to_be_bytes());
         b
     }

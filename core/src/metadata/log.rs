@@ -167,7 +167,7 @@ impl MetadataLog {
         }
         let mut frame = Vec::with_capacity(HEADER_BYTES + payload.len());
         frame.extend_from_slice(&(payload.len() as u32).to_be_bytes());
-        frame.extend_from_slice(&crc32c::crc32c(&payload).to_be_bytes());
+        frame.extend_from_slice(&shardlog_storage::checksum::crc32c(&payload).to_be_bytes());
         frame.extend_from_slice(&payload);
         let frame_bytes = frame.len() as u64;
 
@@ -245,7 +245,7 @@ async fn read_frame(reader: &mut ChunkReader<'_>, pos: u64) -> Result<Frame, std
         return Ok(Frame::Bad("torn frame payload"));
     }
     let payload = reader.read(pos + HEADER_BYTES as u64, len).await?;
-    if crc32c::crc32c(payload) != crc {
+    if shardlog_storage::checksum::crc32c(payload) != crc {
         return Ok(Frame::Bad("frame CRC mismatch"));
     }
     match decode_batch(payload) {
