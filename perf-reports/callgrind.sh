@@ -59,7 +59,7 @@ PY
 # crate bench case iterations what
 CASES=(
   "shardlog-storage|validate|validate_16KiB_batch|2000|RecordBatch::validate of one 16 KiB batch (header shape + CRC-32C)"
-  "shardlog-storage|append|leader_append_16KiB_batch|2000|place_as_leader, what a leader's append computes before its write, one ~16 KiB batch: validation (CRC-32C, record framing), offsets assigned in place"
+  "shardlog-storage|append|leader_append_16KiB_batch|2000|place_as_leader, what a leader's append computes before its write, one ~16 KiB batch: validation (CRC-32C, record framing), offsets assigned in a copy of the header"
   "shardlog-storage|index_lookup|offset_index_lookup|100000|offset_index::lookup_in (OffsetIndex::lookup's search) over 16,384 entries, scattered offsets"
   "shardlog-net|codec|produce_decode_16_partitions|2000|parse_request of a Produce v9 frame, 16 partitions × 64 KiB batch"
   "shardlog-net|codec|fetch_framing_16_partitions|20000|encode_fetch_response v12 around 16 file regions"

@@ -167,7 +167,7 @@ impl Partition {
             }
         }
         let (info, written) = log
-            .submit_append(records.to_vec(), self.leader_epoch.get(), now_ms)
+            .submit_append(records.clone(), self.leader_epoch.get(), now_ms)
             .await
             .map_err(|e| log_error(&e))?;
         if idempotent_batches > 0 {

@@ -16,6 +16,16 @@ pub fn crc32c(bytes: &[u8]) -> u32 {
     crc_fast::checksum(crc_fast::CrcAlgorithm::Crc32Iscsi, bytes) as u32
 }
 
+/// The CRC-32C of `parts` one after the other, as if they were one slice (a batch whose
+/// rewritten header is not stored beside its body).
+pub fn crc32c_of_parts(parts: &[&[u8]]) -> u32 {
+    let mut digest = crc_fast::Digest::new(crc_fast::CrcAlgorithm::Crc32Iscsi);
+    for part in parts {
+        digest.update(part);
+    }
+    digest.finalize() as u32
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -38,6 +48,10 @@ mod tests {
                 let slice = &data[offset..offset + len];
                 assert_eq!(crc32c(slice), crc32c::crc32c(slice), "offset {offset}, {len} bytes");
             }
+        }
+        for split in [0, 1, 40, 61, 1000] {
+            let (a, b) = data[3..3 + 1100].split_at(split);
+            assert_eq!(crc32c_of_parts(&[a, b]), crc32c::crc32c(&data[3..3 + 1100]), "split at {split}");
         }
         for len in [4096, 16 << 10, (16 << 10) + 61, 1 << 20] {
             for offset in [0, 1, 7, 63] {

@@ -7,7 +7,9 @@
 //!
 //! Appends are pipelined: a buffered io_uring write to a file that grows is executed by a
 //! kernel worker thread, so one write at a time tops out near 200 MB/s here, while several
-//! in flight pass 1 GB/s. [`LogSegment::submit_append`] assigns the bytes their place, starts
+//! in flight pass 1 GB/s. The bytes are written from where the producer's request put them
+//! (a [`PlacedRecords`]: the frame's bytes plus rewritten batch headers, by vectored writes on
+//! the shard's own ring, `write_ring.rs`), never copied first. [`LogSegment::submit_append`] assigns the bytes their place, starts
 //! the write and returns a [`WriteDone`] that resolves once these bytes and every earlier
 //! append's are in the page cache. Reads stop at that watermark (`written`), never at bytes
 //! still in flight. A failed write fails the segment: every later append and flush errors and
@@ -53,13 +55,15 @@ use std::rc::Rc;
 use glommio::io::{BufferedFile, OpenOptions, ReadResult};
 use glommio::sync::Semaphore;
 
-use crate::index_file::{write_all_at, PENDING_ENTRIES_WRITE_THRESHOLD};
+use crate::index_file::PENDING_ENTRIES_WRITE_THRESHOLD;
 use crate::log_config::LogConfig;
 use crate::log_error::{LogError, Result};
 use crate::offset_index::OffsetIndex;
+use crate::placed_records::PlacedRecords;
 use crate::recent_batches::RecentBatches;
 use crate::record_batch::{batch_size_at, BatchHeader, RecordBatch, BATCH_HEADER_BYTES, LOG_OVERHEAD};
 use crate::time_index::{TimeIndex, NO_TIMESTAMP};
+use crate::write_ring;
 
 pub const LOG_FILE_SUFFIX: &str = ".log";
 pub const INDEX_FILE_SUFFIX: &str = ".index";
@@ -577,8 +581,7 @@ impl LogSegment {
     pub(crate) async fn submit_append(
         &mut self,
         config: &LogConfig,
-        records: Vec<u8>,
-        batches: &[PlacedBatch],
+        records: PlacedRecords,
         now_ms: i64,
     ) -> Result<WriteDone> {
         self.check_not_failed()?;
@@ -591,11 +594,12 @@ impl LogSegment {
             }
         }
         let position = self.size_bytes;
-        let set_bytes = records.len();
+        let set_bytes = records.len_bytes();
+        let batches = records.batches().to_vec();
         assert!(!batches.is_empty() && batches[0].0 == 0);
         assert!(position + set_bytes as u64 <= i32::MAX as u64, "segment position overflow");
         let mut expected_at_least = self.next_offset;
-        for (at, header) in batches {
+        for (at, header) in &batches {
             assert!(at + header.size_bytes <= set_bytes);
             assert!(header.base_offset >= expected_at_least, "offsets must increase");
             assert!(header.last_offset() - self.base_offset <= i32::MAX as i64, "relative offset overflow");
@@ -620,7 +624,7 @@ impl LogSegment {
         }
 
         self.created_ms.get_or_insert(now_ms);
-        for (at, header) in batches {
+        for (at, header) in &batches {
             self.index_batch(config, position + *at as u64, header);
             self.recent_batches.push(position + *at as u64, *header);
         }
@@ -703,20 +707,21 @@ impl LogSegment {
 
     /// Writes a small append from the shard's thread; every earlier write is done, so the
     /// watermark moves at once. A failure fails the segment, as in [`Self::write_in_order`].
-    fn write_now(&self, records: &[u8], position: u64, next_offset: i64, done: &WriteDone) -> Result<()> {
-        use std::os::unix::fs::FileExt;
-        use std::os::unix::io::FromRawFd;
+    fn write_now(
+        &self,
+        records: &PlacedRecords,
+        position: u64,
+        next_offset: i64,
+        done: &WriteDone,
+    ) -> Result<()> {
         assert_eq!(self.written.bytes.get(), position, "a synchronous write follows every earlier one");
-        // SAFETY: the descriptor belongs to `self.log`, which outlives this borrow; ManuallyDrop
-        // keeps the temporary `File` from closing it.
-        let file = std::mem::ManuallyDrop::new(unsafe { std::fs::File::from_raw_fd(self.log.as_raw_fd()) });
-        if let Err(e) = file.write_all_at(records, position) {
+        if let Err(e) = write_ring::pwrite_all(self.log.as_raw_fd(), records, position) {
             tracing::error!(position, error = %e, "log write failed");
             self.written.failed.set(true);
             done.0.close();
             return Err(e.into());
         }
-        self.written.bytes.set(position + records.len() as u64);
+        self.written.bytes.set(position + records.len_bytes() as u64);
         self.written.next_offset.set(next_offset);
         done.0.signal(1);
         Ok(())
@@ -726,15 +731,15 @@ impl LogSegment {
     /// the watermark — so the watermark and every [`WriteDone`] advance in append order.
     async fn write_in_order(
         log: Rc<BufferedFile>,
-        records: Vec<u8>,
+        records: PlacedRecords,
         position: u64,
         next_offset: i64,
         written: Rc<Written>,
         previous: Option<WriteDone>,
         done: WriteDone,
     ) {
-        let end = position + records.len() as u64;
-        let result = write_all_at(&log, records, position).await;
+        let end = position + records.len_bytes() as u64;
+        let result = write_ring::write_all_at(log, records, position).await;
         let earlier_ok = match &previous {
             Some(previous) => previous.wait().await.is_ok(),
             None => true,

@@ -14,16 +14,19 @@ use std::os::unix::io::{AsRawFd, RawFd};
 use std::path::{Path, PathBuf};
 use std::rc::Rc;
 
+use bytes::Bytes;
 use glommio::io::{BufferedFile, Directory};
 
 use crate::log_cleaner::{cleaned_path, swap_path, CleanPlan, CleanStats, CleanedSegments, SourceSegment};
 use crate::log_config::LogConfig;
 use crate::log_error::{LogError, Result};
 use crate::log_segment::{
-    remove_if_exists, LogSegment, PlacedBatch, WriteDone, INDEX_FILE_SUFFIX, LOG_FILE_SUFFIX,
-    TIME_INDEX_FILE_SUFFIX,
+    remove_if_exists, LogSegment, WriteDone, INDEX_FILE_SUFFIX, LOG_FILE_SUFFIX, TIME_INDEX_FILE_SUFFIX,
 };
-use crate::record_batch::{batch_size_at, rewrite, BatchError, BatchHeader, BatchIter, TimestampType};
+use crate::placed_records::PlacedRecords;
+use crate::record_batch::{
+    batch_size_at, rewrite, BatchError, BatchHeader, BatchIter, TimestampType, BATCH_HEADER_BYTES,
+};
 use crate::time_index::NO_TIMESTAMP;
 
 /// Suffix of segment files waiting for `file.delete.delay.ms` before removal.
@@ -246,7 +249,12 @@ impl PartitionLog {
 
     /// Appends a producer's record set as leader and waits until it is in the page cache;
     /// [`PartitionLog::submit_append`] does the work.
-    pub async fn append(&mut self, records: Vec<u8>, leader_epoch: i32, now_ms: i64) -> Result<AppendInfo> {
+    pub async fn append(
+        &mut self,
+        records: impl Into<Bytes>,
+        leader_epoch: i32,
+        now_ms: i64,
+    ) -> Result<AppendInfo> {
         let (info, written) = self.submit_append(records, leader_epoch, now_ms).await?;
         written.wait().await?;
         Ok(info)
@@ -254,27 +262,29 @@ impl PartitionLog {
 
     /// Appends a producer's record set as leader: validates every batch (CRC, one record per
     /// offset, record framing, `max_message_bytes`) before touching anything, then assigns
-    /// offsets by rewriting `baseOffset` and `partitionLeaderEpoch` in place (and
-    /// `maxTimestamp` + CRC for `LogAppendTime`), and writes the buffer as is — no copy.
+    /// offsets by rewriting `baseOffset` and `partitionLeaderEpoch` (and `maxTimestamp` + CRC
+    /// for `LogAppendTime`) in copies of the batch headers, and writes the producer's bytes
+    /// from where they are, the request frame — no copy ([`PlacedRecords`]).
     /// Returns once the write is submitted, so a shard can keep many appends in flight;
     /// acknowledge the producer when the returned [`WriteDone`] resolves.
     pub async fn submit_append(
         &mut self,
-        mut records: Vec<u8>,
+        records: impl Into<Bytes>,
         leader_epoch: i32,
         now_ms: i64,
     ) -> Result<(AppendInfo, WriteDone)> {
+        let records = records.into();
         self.check_set_size(&records)?;
         let log_append_time_ms =
             (self.config.message_timestamp_type == TimestampType::LogAppendTime).then_some(now_ms);
         let placed = place_as_leader(
-            &mut records,
+            records,
             self.log_end_offset(),
             leader_epoch,
             log_append_time_ms,
             self.config.max_message_bytes as usize,
         )?;
-        self.append_placed(records, placed, now_ms, log_append_time_ms).await
+        self.append_placed(placed, now_ms, log_append_time_ms).await
     }
 
     /// Appends batches that already carry their offsets (a follower copying its leader):
@@ -307,7 +317,8 @@ impl PartitionLog {
                 last_offset: last.last_offset(),
             });
         }
-        let (info, written) = self.append_placed(records, placed, now_ms, None).await?;
+        let records = PlacedRecords::unchanged(Bytes::from(records), placed);
+        let (info, written) = self.append_placed(records, now_ms, None).await?;
         written.wait().await?;
         Ok(info)
     }
@@ -326,32 +337,33 @@ impl PartitionLog {
 
     async fn append_placed(
         &mut self,
-        records: Vec<u8>,
-        placed: Vec<PlacedBatch>,
+        records: PlacedRecords,
         now_ms: i64,
         log_append_time_ms: Option<i64>,
     ) -> Result<(AppendInfo, WriteDone)> {
+        let placed = records.batches();
         let (Some((_, first)), Some((_, last))) = (placed.first(), placed.last()) else {
             return Err(LogError::EmptyRecordSet);
         };
         let (base_offset, last_offset) = (first.base_offset, last.last_offset());
         let (mut max_timestamp, mut offset_of_max_timestamp) = (NO_TIMESTAMP, base_offset);
-        for (_, header) in &placed {
+        for (_, header) in placed {
             if header.max_timestamp > max_timestamp {
                 (max_timestamp, offset_of_max_timestamp) = (header.max_timestamp, header.last_offset());
             }
         }
-        let size_bytes = records.len();
+        let batch_count = placed.len();
+        let size_bytes = records.len_bytes();
         if self.active().should_roll(&self.config, size_bytes, last_offset, max_timestamp, now_ms) {
             self.roll(base_offset, now_ms).await?;
         }
         let config = self.config.clone();
-        let written = self.active_mut().submit_append(&config, records, &placed, now_ms).await?;
+        let written = self.active_mut().submit_append(&config, records, now_ms).await?;
         self.oldest_unflushed_append_ms.get_or_insert(now_ms);
         let info = AppendInfo {
             base_offset,
             last_offset,
-            batch_count: placed.len(),
+            batch_count,
             size_bytes,
             max_timestamp,
             offset_of_max_timestamp,
@@ -874,17 +886,18 @@ impl PartitionLog {
 /// The CPU part of a leader's append, before anything is written: validates every batch of a
 /// producer's record set (CRC-32C, one record per offset, record framing, `max_batch_bytes`),
 /// then assigns offsets from `next_offset` on by rewriting `baseOffset` and
-/// `partitionLeaderEpoch` in place (and `maxTimestamp` + CRC with `log_append_time_ms`).
-/// Nothing is changed unless every batch is valid. Pure, so its instructions can be counted
-/// (`perf-reports/callgrind.sh`, case `leader_append_16KiB_batch`).
+/// `partitionLeaderEpoch` (and `maxTimestamp` + CRC with `log_append_time_ms`) in a copy of
+/// each batch's header; the producer's bytes are never changed or copied ([`PlacedRecords`]).
+/// Pure, so its instructions can be counted (`perf-reports/callgrind.sh`, case
+/// `leader_append_16KiB_batch`).
 pub fn place_as_leader(
-    records: &mut [u8],
+    records: Bytes,
     next_offset: i64,
     leader_epoch: i32,
     log_append_time_ms: Option<i64>,
     max_batch_bytes: usize,
-) -> Result<Vec<PlacedBatch>> {
-    for (index, item) in BatchIter::new(records, max_batch_bytes).enumerate() {
+) -> Result<PlacedRecords> {
+    for (index, item) in BatchIter::new(&records, max_batch_bytes).enumerate() {
         let (_, batch) = item.map_err(|source| LogError::InvalidBatch { index, source })?;
         batch.check_crc().map_err(|source| LogError::InvalidBatch { index, source })?;
         if !batch.has_one_record_per_offset() {
@@ -898,22 +911,26 @@ pub fn place_as_leader(
     }
     let mut next_offset = next_offset;
     let mut placed = Vec::new();
+    let mut headers = Vec::new();
     let mut at = 0;
     while at < records.len() {
         let Some(size_bytes) = batch_size_at(&records[at..]) else { unreachable!("validated above") };
-        let batch = &mut records[at..at + size_bytes];
-        rewrite::set_base_offset(batch, next_offset);
-        rewrite::set_partition_leader_epoch(batch, leader_epoch);
+        let header_at = headers.len();
+        headers.extend_from_slice(&records[at..at + BATCH_HEADER_BYTES]);
+        let header_copy = &mut headers[header_at..];
+        rewrite::set_base_offset(header_copy, next_offset);
+        rewrite::set_partition_leader_epoch(header_copy, leader_epoch);
         if let Some(time_ms) = log_append_time_ms {
-            rewrite::set_log_append_time(batch, time_ms);
+            let body = &records[at + BATCH_HEADER_BYTES..at + size_bytes];
+            rewrite::set_log_append_time_in_header(header_copy, body, time_ms);
         }
-        let header = BatchHeader::parse(batch)
+        let header = BatchHeader::parse(header_copy)
             .map_err(|source| LogError::InvalidBatch { index: placed.len(), source })?;
         next_offset = header.next_offset();
         placed.push((at, header));
         at += size_bytes;
     }
-    Ok(placed)
+    Ok(PlacedRecords::new(records, headers, placed))
 }
 
 /// What a partition directory holds, after leftovers were dealt with.

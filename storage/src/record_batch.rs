@@ -453,11 +453,19 @@ pub mod rewrite {
     /// For `message.timestamp.type=LogAppendTime`: sets the timestamp-type bit and
     /// `maxTimestamp` to the broker's clock, then recomputes the CRC (both are inside it).
     pub fn set_log_append_time(batch: &mut [u8], now_ms: i64) {
-        let attributes = be_i16(batch, ATTRIBUTES_AT) | TIMESTAMP_TYPE_BIT;
-        batch[ATTRIBUTES_AT..ATTRIBUTES_AT + 2].copy_from_slice(&attributes.to_be_bytes());
-        batch[MAX_TIMESTAMP_AT..MAX_TIMESTAMP_AT + 8].copy_from_slice(&now_ms.to_be_bytes());
-        let crc = crate::checksum::crc32c(&batch[ATTRIBUTES_AT..]);
-        batch[CRC_AT..CRC_AT + 4].copy_from_slice(&crc.to_be_bytes());
+        let (header, body) = batch.split_at_mut(BATCH_HEADER_BYTES);
+        set_log_append_time_in_header(header, body, now_ms);
+    }
+
+    /// [`set_log_append_time`] on a copy of a batch's header (its first
+    /// [`BATCH_HEADER_BYTES`]), with `body` the rest of the batch, left as it is.
+    pub fn set_log_append_time_in_header(header: &mut [u8], body: &[u8], now_ms: i64) {
+        assert_eq!(header.len(), BATCH_HEADER_BYTES, "a whole batch header");
+        let attributes = be_i16(header, ATTRIBUTES_AT) | TIMESTAMP_TYPE_BIT;
+        header[ATTRIBUTES_AT..ATTRIBUTES_AT + 2].copy_from_slice(&attributes.to_be_bytes());
+        header[MAX_TIMESTAMP_AT..MAX_TIMESTAMP_AT + 8].copy_from_slice(&now_ms.to_be_bytes());
+        let crc = crate::checksum::crc32c_of_parts(&[&header[ATTRIBUTES_AT..], body]);
+        header[CRC_AT..CRC_AT + 4].copy_from_slice(&crc.to_be_bytes());
     }
 }
 
