@@ -7,12 +7,10 @@
 //! `AsyncWrite::poll_write` to borrow that wait copies record bytes through user space; a
 //! timer-driven retry is busy polling.
 //!
-//! So each shard has a small second ring (the `io-uring` crate) that only carries `POLL_ADD`
-//! and `POLL_REMOVE`. Its completions signal an eventfd registered with the ring, and one
-//! driver task per shard waits on that eventfd through glommio's own ring (an ordinary
-//! buffered read, which io_uring parks on the eventfd's poll queue), then reaps completions and
-//! wakes the waiting tasks. All of it is `Rc`/`RefCell` state in a thread-local: one per shard,
-//! nothing shared across cores.
+//! So each shard has a small second ring (`shardlog_side_ring::SideRing`) that here only
+//! carries `POLL_ADD` and `POLL_REMOVE`; its driver, woken through glommio's own ring, reaps
+//! completions and wakes the waiting tasks. All of it is `Rc`/`RefCell` state in a
+//! thread-local: one per shard, nothing shared across cores.
 //!
 //! A waiter that is dropped before its poll fires (the caller's timeout) cancels it with
 //! `POLL_REMOVE` — otherwise the ring would keep a reference to the socket and the file
@@ -22,12 +20,13 @@ use std::cell::RefCell;
 use std::collections::HashMap;
 use std::future::Future;
 use std::io;
-use std::os::fd::{FromRawFd, RawFd};
+use std::os::fd::RawFd;
 use std::pin::Pin;
-use std::rc::Rc;
+use std::rc::{Rc, Weak};
 use std::task::{Context, Poll, Waker};
 
-use io_uring::{opcode, types, IoUring};
+use io_uring::{opcode, types};
+use shardlog_side_ring::{Reap, SideRing};
 
 /// Submission queue depth of the per-shard poll ring. More outstanding waits than this are
 /// fine: a full queue is flushed with a submit first, and completions never drop
@@ -45,12 +44,9 @@ enum Slot {
 }
 
 struct Poller {
-    executor_id: usize,
-    ring: RefCell<IoUring>,
+    side: Rc<SideRing>,
     slots: RefCell<HashMap<u64, Slot>>,
     next_id: RefCell<u64>,
-    /// Set if the driver task failed; later waits then fail instead of hanging.
-    broken: RefCell<Option<io::ErrorKind>>,
 }
 
 thread_local! {
@@ -89,8 +85,7 @@ impl Future for Writable {
         // Completions are in shared memory: looking costs no syscall, and saves a trip
         // through the driver when the socket was already writable.
         self.poller.reap();
-        let broken = *self.poller.broken.borrow();
-        if let Some(kind) = broken {
+        if let Some(kind) = self.poller.side.broken() {
             self.finished = true;
             return Poll::Ready(Err(io::Error::new(kind, "shard poll ring failed")));
         }
@@ -145,26 +140,19 @@ impl Drop for Writable {
 
 impl Poller {
     fn submit(&self, entry: &io_uring::squeue::Entry) -> io::Result<()> {
-        let mut ring = self.ring.borrow_mut();
         // SAFETY: POLL_ADD and POLL_REMOVE reference no user memory; the fd is only a number
         // to the kernel (the ring holds its own file reference until the poll completes).
-        if unsafe { ring.submission().push(entry) }.is_err() {
-            ring.submit()?;
-            unsafe { ring.submission().push(entry) }
-                .map_err(|_| io::Error::other("poll ring submission queue full"))?;
-        }
-        ring.submit()?;
-        Ok(())
+        unsafe { self.side.submit(entry) }
     }
+}
 
+impl Reap for Poller {
     /// Moves every completion into its slot and wakes the waiters.
     fn reap(&self) {
         let mut woken = Vec::new();
         {
-            let mut ring = self.ring.borrow_mut();
             let mut slots = self.slots.borrow_mut();
-            for cqe in ring.completion() {
-                let id = cqe.user_data();
+            for (id, result) in self.side.completions() {
                 if id & REMOVE_BIT != 0 {
                     continue;
                 }
@@ -173,7 +161,7 @@ impl Poller {
                         if let Some(w) = waker.take() {
                             woken.push(w);
                         }
-                        slots.insert(id, Slot::Done(cqe.result()));
+                        slots.insert(id, Slot::Done(result));
                     }
                     Some(Slot::Abandoned) => {
                         slots.remove(&id);
@@ -188,8 +176,7 @@ impl Poller {
         }
     }
 
-    fn fail_all(&self, kind: io::ErrorKind) {
-        *self.broken.borrow_mut() = Some(kind);
+    fn fail_all(&self, _kind: io::ErrorKind) {
         let wakers: Vec<Waker> = self
             .slots
             .borrow_mut()
@@ -216,42 +203,18 @@ pub(crate) fn pending_polls() -> usize {
 
 /// This shard's poller, created (with its driver task) on first use by each executor.
 fn shard_poller() -> io::Result<Rc<Poller>> {
-    let executor_id = glommio::executor().id();
     if let Some(p) = POLLER.with(|p| p.borrow().clone()) {
-        if p.executor_id == executor_id {
+        if p.side.is_this_executors() {
             return Ok(p);
         }
     }
-    let ring = IoUring::new(RING_ENTRIES)?;
-    // SAFETY: plain syscall; the result is checked.
-    let event_fd = unsafe { libc::eventfd(0, libc::EFD_CLOEXEC) };
-    if event_fd < 0 {
-        return Err(io::Error::last_os_error());
-    }
-    // SAFETY: `event_fd` is a fresh descriptor we own; glommio closes it when the file drops.
-    let event_file = unsafe { glommio::io::BufferedFile::from_raw_fd(event_fd) };
-    ring.submitter().register_eventfd(event_fd)?;
     let poller = Rc::new(Poller {
-        executor_id,
-        ring: RefCell::new(ring),
+        side: SideRing::new(RING_ENTRIES)?,
         slots: RefCell::new(HashMap::new()),
         next_id: RefCell::new(0),
-        broken: RefCell::new(None),
     });
-    glommio::spawn_local(drive(Rc::clone(&poller), event_file)).detach();
+    let owner: Weak<dyn Reap> = Rc::downgrade(&poller) as Weak<Poller>;
+    poller.side.start_driver(owner);
     POLLER.with(|p| *p.borrow_mut() = Some(Rc::clone(&poller)));
     Ok(poller)
-}
-
-/// The driver: sleep on the eventfd (in glommio's ring), reap, repeat.
-async fn drive(poller: Rc<Poller>, event_file: glommio::io::BufferedFile) {
-    loop {
-        // Reading an eventfd returns its 8-byte counter and resets it.
-        if let Err(e) = event_file.read_at(0, 8).await {
-            let kind = io::Error::from(e).kind();
-            poller.fail_all(kind);
-            return;
-        }
-        poller.reap();
-    }
 }

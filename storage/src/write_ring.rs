@@ -6,11 +6,10 @@
 //! writing through it meant copying every produced byte out of the request frame first (7–10 %
 //! of the broker's CPU under produce load; `perf-reports/2026-12-05-zero-copy-append`), and
 //! glommio's blocking thread, the other way to write memory it did not allocate, cost more per
-//! write than that copy. The ring carries only these writes. Its completions signal an eventfd
-//! registered with it, and one driver task per shard waits on that eventfd through glommio's
-//! own ring, then reaps and wakes the writers (the pattern of `shardlog_net`'s poll ring). A
-//! buffered write to ext4 cannot complete without blocking, so io_uring hands each one to a
-//! kernel worker of the shard's thread, as it did for glommio's writes.
+//! write than that copy. The ring (`shardlog_side_ring::SideRing`) carries only these writes;
+//! its driver wakes the writers through glommio. A buffered write to ext4 cannot complete
+//! without blocking, so io_uring hands each one to a kernel worker of the shard's thread, as it
+//! did for glommio's writes.
 //!
 //! Memory safety: the kernel reads the iovecs' memory until the write completes. Every
 //! submitted write's slot owns what it points into (the record set, the iovec array, the
@@ -22,13 +21,14 @@ use std::cell::{Cell, RefCell};
 use std::collections::HashMap;
 use std::future::Future;
 use std::io;
-use std::os::fd::{AsRawFd, FromRawFd, RawFd};
+use std::os::fd::{AsRawFd, RawFd};
 use std::pin::Pin;
-use std::rc::Rc;
+use std::rc::{Rc, Weak};
 use std::task::{Context, Poll, Waker};
 
 use glommio::io::BufferedFile;
-use io_uring::{opcode, types, IoUring};
+use io_uring::{opcode, types};
+use shardlog_side_ring::{Reap, SideRing};
 
 use crate::placed_records::PlacedRecords;
 
@@ -171,12 +171,9 @@ enum Slot {
 }
 
 struct WriteRing {
-    executor_id: usize,
-    ring: RefCell<IoUring>,
+    side: Rc<SideRing>,
     slots: RefCell<HashMap<u64, Slot>>,
     next_id: Cell<u64>,
-    /// Set if the driver task failed; later writes then fail instead of hanging.
-    broken: Cell<Option<io::ErrorKind>>,
 }
 
 thread_local! {
@@ -186,9 +183,6 @@ thread_local! {
 impl WriteRing {
     /// Submits one `WRITEV`; the returned future resolves to the bytes written.
     fn writev(self: &Rc<Self>, fd: RawFd, keep: Keep, offset: u64) -> io::Result<WriteCompletion> {
-        if let Some(kind) = self.broken.get() {
-            return Err(io::Error::new(kind, "shard write ring failed"));
-        }
         let id = self.next_id.get() + 1;
         self.next_id.set(id);
         let entry = opcode::Writev::new(types::Fd(fd), keep.iovecs.as_ptr(), keep.iovecs.len() as u32)
@@ -197,39 +191,28 @@ impl WriteRing {
             .user_data(id);
         // The slot owns the memory before the kernel can see the entry.
         self.slots.borrow_mut().insert(id, Slot::Waiting { waker: None, _keep: keep });
-        if let Err(error) = self.submit(&entry) {
+        // SAFETY: the entry's iovecs, the memory they describe and the file are owned by its
+        // slot until its completion is reaped (see the module comment).
+        if let Err(error) = unsafe { self.side.submit(&entry) } {
             self.slots.borrow_mut().remove(&id);
             return Err(error);
         }
         Ok(WriteCompletion { ring: Rc::clone(self), id, finished: false })
     }
+}
 
-    fn submit(&self, entry: &io_uring::squeue::Entry) -> io::Result<()> {
-        let mut ring = self.ring.borrow_mut();
-        // SAFETY: the entry's iovecs, the memory they describe and the file are owned by its
-        // slot until its completion is reaped (see the module comment).
-        if unsafe { ring.submission().push(entry) }.is_err() {
-            ring.submit()?;
-            unsafe { ring.submission().push(entry) }
-                .map_err(|_| io::Error::other("write ring submission queue full"))?;
-        }
-        ring.submit()?;
-        Ok(())
-    }
-
+impl Reap for WriteRing {
     /// Moves every completion into its slot (dropping what an abandoned one kept) and wakes
     /// the waiters.
     fn reap(&self) {
         let mut woken = Vec::new();
         {
-            let mut ring = self.ring.borrow_mut();
             let mut slots = self.slots.borrow_mut();
-            for cqe in ring.completion() {
-                let id = cqe.user_data();
+            for (id, result) in self.side.completions() {
                 match slots.remove(&id) {
                     Some(Slot::Waiting { waker, .. }) => {
                         woken.extend(waker);
-                        slots.insert(id, Slot::Done(cqe.result()));
+                        slots.insert(id, Slot::Done(result));
                     }
                     Some(Slot::Abandoned(_)) | Some(Slot::Done(_)) | None => {}
                 }
@@ -241,8 +224,7 @@ impl WriteRing {
         }
     }
 
-    fn fail_all(&self, kind: io::ErrorKind) {
-        self.broken.set(Some(kind));
+    fn fail_all(&self, _kind: io::ErrorKind) {
         let wakers: Vec<Waker> = self
             .slots
             .borrow_mut()
@@ -269,7 +251,7 @@ impl Future for WriteCompletion {
         // Completions are in shared memory: looking costs no syscall.
         self.ring.reap();
         let id = self.id;
-        let broken = self.ring.broken.get();
+        let broken = self.ring.side.broken();
         let ring = Rc::clone(&self.ring);
         let mut slots = ring.slots.borrow_mut();
         let (slot, outcome) = match slots.remove(&id) {
@@ -329,63 +311,30 @@ impl Drop for WriteRing {
     /// memory the slots keep: wait for every submitted write first (page-cache writes finish
     /// quickly; this runs when a shard's thread ends).
     fn drop(&mut self) {
-        let ring = self.ring.get_mut();
         let slots = self.slots.get_mut();
-        let mut pending = slots.values().filter(|slot| !matches!(slot, Slot::Done(_))).count();
-        while pending > 0 {
-            if ring.submit_and_wait(1).is_err() {
-                break;
-            }
-            for cqe in ring.completion() {
-                if let Some(slot) = slots.remove(&cqe.user_data()) {
-                    if !matches!(slot, Slot::Done(_)) {
-                        pending -= 1;
-                    }
-                }
-            }
-        }
+        let pending = slots.values().filter(|slot| !matches!(slot, Slot::Done(_))).count();
+        self.side.wait_for(pending, |id, _| {
+            slots.remove(&id);
+        });
     }
 }
 
 /// This shard's ring, created (with its driver task) on first use by each executor.
 fn shard_ring() -> io::Result<Rc<WriteRing>> {
-    let executor_id = glommio::executor().id();
     if let Some(ring) = RING.with(|r| r.borrow().clone()) {
-        if ring.executor_id == executor_id {
+        if ring.side.is_this_executors() {
             return Ok(ring);
         }
     }
-    let ring = IoUring::new(RING_ENTRIES)?;
-    // SAFETY: plain syscall; the result is checked.
-    let event_fd = unsafe { libc::eventfd(0, libc::EFD_CLOEXEC) };
-    if event_fd < 0 {
-        return Err(io::Error::last_os_error());
-    }
-    // SAFETY: `event_fd` is a fresh descriptor we own; glommio closes it when the file drops.
-    let event_file = unsafe { BufferedFile::from_raw_fd(event_fd) };
-    ring.submitter().register_eventfd(event_fd)?;
     let ring = Rc::new(WriteRing {
-        executor_id,
-        ring: RefCell::new(ring),
+        side: SideRing::new(RING_ENTRIES)?,
         slots: RefCell::new(HashMap::new()),
         next_id: Cell::new(0),
-        broken: Cell::new(None),
     });
-    glommio::spawn_local(drive(Rc::clone(&ring), event_file)).detach();
+    let owner: Weak<dyn Reap> = Rc::downgrade(&ring) as Weak<WriteRing>;
+    ring.side.start_driver(owner);
     RING.with(|r| *r.borrow_mut() = Some(Rc::clone(&ring)));
     Ok(ring)
-}
-
-/// The driver: sleep on the eventfd (in glommio's ring), reap, repeat.
-async fn drive(ring: Rc<WriteRing>, event_file: BufferedFile) {
-    loop {
-        // Reading an eventfd returns its 8-byte counter and resets it.
-        if let Err(e) = event_file.read_at(0, 8).await {
-            ring.fail_all(io::Error::from(e).kind());
-            return;
-        }
-        ring.reap();
-    }
 }
 
 /// Writes submitted on this shard's ring whose completion has not been consumed yet.
