@@ -92,7 +92,8 @@ PAGE_CACHE_SETTLE_S=10
 {
   echo "date=$(date -u +%Y-%m-%dT%H:%M:%SZ)"
   echo "git=$(git rev-parse --short HEAD 2>/dev/null || echo unknown)"
-  echo "git_dirty=$([ -n "$(git status --porcelain 2>/dev/null)" ] && echo yes || echo no)"
+  # This run's own output (the report directory, the index it rewrites) is not a change.
+  echo "git_dirty=$([ -n "$(git status --porcelain 2>/dev/null | grep -v -F -e " ${OUT%/}/" -e " perf-reports/README.md")" ] && echo yes || echo no)"
   echo "cpu_model=$(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2- | sed 's/^ *//')"
   echo "cpus=$(nproc)"
   echo "kernel=$(uname -r)"
