@@ -7,9 +7,8 @@
 //! of the broker's CPU under produce load; `perf-reports/2026-12-05-zero-copy-append`), and
 //! glommio's blocking thread, the other way to write memory it did not allocate, cost more per
 //! write than that copy. The ring (`shardlog_side_ring::SideRing`) carries only these writes;
-//! its driver wakes the writers through glommio. A buffered write to ext4 cannot complete
-//! without blocking, so io_uring hands each one to a kernel worker of the shard's thread, as it
-//! did for glommio's writes.
+//! its driver wakes the writers through glommio. io_uring hands a buffered write that would
+//! block to a kernel worker of the shard's thread, as it did for glommio's writes.
 //!
 //! Memory safety: the kernel reads the iovecs' memory until the write completes. Every
 //! submitted write's slot owns what it points into (the record set, the iovec array, the
