@@ -171,10 +171,19 @@ fn log_append_time_topics_stamp_the_brokers_clock() {
         let info = log.append(common::batch(2, 10, common::TS, 0), 0, 1_800_000_000_000).await.unwrap();
         assert_eq!(info.log_append_time_ms, Some(1_800_000_000_000));
         assert_eq!(info.max_timestamp, 1_800_000_000_000);
-        let bytes = common::read_all(&log.read(0, 1 << 20, 2, true).await.unwrap()).await;
-        let batch = RecordBatch::validate(&bytes, usize::MAX).expect("CRC recomputed");
-        assert_eq!(batch.timestamp_type(), TimestampType::LogAppendTime);
-        assert_eq!(batch.max_timestamp(), 1_800_000_000_000);
+        // A large one too: written by the ring from the producer's bytes, with only the header
+        // rewritten, so its CRC must cover the new header and the untouched records.
+        let large = common::batch(2, SYNC_APPEND_BYTES_MAX, common::TS, 1);
+        log.append(large, 0, 1_800_000_000_001).await.unwrap();
+        let bytes = common::read_all(&log.read(0, 1 << 20, 4, true).await.unwrap()).await;
+        let mut stamps = Vec::new();
+        for item in BatchIter::new(&bytes, usize::MAX) {
+            let (_, batch) = item.unwrap();
+            batch.check_crc().expect("CRC recomputed");
+            assert_eq!(batch.timestamp_type(), TimestampType::LogAppendTime);
+            stamps.push(batch.max_timestamp());
+        }
+        assert_eq!(stamps, [1_800_000_000_000, 1_800_000_000_001]);
         log.close().await.unwrap();
     });
 }
