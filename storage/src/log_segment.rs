@@ -9,13 +9,14 @@
 //! kernel worker thread, so one write at a time tops out near 200 MB/s here, while several
 //! in flight pass 1 GB/s. The bytes are written from where the producer's request put them
 //! (a [`PlacedRecords`]: the frame's bytes plus rewritten batch headers, by vectored writes on
-//! the shard's own ring, `write_ring.rs`), never copied first. [`LogSegment::submit_append`] assigns the bytes their place, starts
-//! the write and returns a [`WriteDone`] that resolves once these bytes and every earlier
-//! append's are in the page cache. Reads stop at that watermark (`written`), never at bytes
-//! still in flight. A failed write fails the segment: every later append and flush errors and
-//! the log must be reopened, whose recovery truncates at the hole.
+//! the shard's own ring, `write_ring.rs`), never copied first. [`LogSegment::submit_append`]
+//! assigns the bytes their place, starts the write and returns a [`WriteDone`] that resolves
+//! once these bytes and every earlier append's are in the page cache. Reads stop at that
+//! watermark (`written`), never at bytes still in flight. A failed write fails the segment:
+//! every later append and flush errors and the log must be reopened, whose recovery
+//! truncates at the hole.
 //!
-//! The exception is a small append with no write in flight: the shard `pwrite`s it itself
+//! The exception is a small append with no write in flight: the shard `pwritev`s it itself
 //! (at most `LogConfig::sync_append_bytes_max`, [`SYNC_APPEND_BYTES_MAX`] by default). Handing
 //! a few KiB to a kernel worker costs more than copying them — two thread wake-ups and context
 //! switches per write, measured as most of the broker's CPU and of a produce's latency when many
