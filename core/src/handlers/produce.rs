@@ -1,6 +1,8 @@
 //! Produce: validate, check idempotence, append, answer — all on the shard that owns the
-//! partition (invariant 1). The record bytes stay a slice of the request frame until the
-//! append copies them into the write buffer.
+//! partition (invariant 1). The record bytes stay a slice of the request frame all the way
+//! to the log file (`shardlog_storage::placed_records`). A request's partitions are appended
+//! one after another: appending them together measured no better
+//! (`perf-reports/2026-12-05-zero-copy-append/NOTE.md`).
 
 use shardlog_net::kafka_protocol::messages::produce_response::{
     PartitionProduceResponse, TopicProduceResponse,
