@@ -596,11 +596,11 @@ impl LogSegment {
         }
         let position = self.size_bytes;
         let set_bytes = records.len_bytes();
-        let batches = records.batches().to_vec();
+        let batches = records.batches();
         assert!(!batches.is_empty() && batches[0].0 == 0);
         assert!(position + set_bytes as u64 <= i32::MAX as u64, "segment position overflow");
         let mut expected_at_least = self.next_offset;
-        for (at, header) in &batches {
+        for (at, header) in batches {
             assert!(at + header.size_bytes <= set_bytes);
             assert!(header.base_offset >= expected_at_least, "offsets must increase");
             assert!(header.last_offset() - self.base_offset <= i32::MAX as i64, "relative offset overflow");
@@ -608,9 +608,18 @@ impl LogSegment {
         }
         self.reserve_ahead(config, position + set_bytes as u64).await?;
         let done = WriteDone::new();
-        if set_bytes <= config.sync_append_bytes_max && self.in_flight.is_empty() {
+        let synchronous = set_bytes <= config.sync_append_bytes_max && self.in_flight.is_empty();
+        if synchronous {
             self.write_now(&records, position, expected_at_least, &done)?;
-        } else {
+        }
+
+        self.created_ms.get_or_insert(now_ms);
+        for (at, header) in records.batches() {
+            self.index_batch(config, position + *at as u64, header);
+            self.recent_batches.push(position + *at as u64, *header);
+        }
+        if !synchronous {
+            // Spawned last, as it takes the record set: the task runs only once this one yields.
             let write = Self::write_in_order(
                 Rc::clone(&self.log),
                 records,
@@ -622,12 +631,6 @@ impl LogSegment {
             );
             glommio::spawn_local(write).detach();
             self.in_flight.push_back(done.clone());
-        }
-
-        self.created_ms.get_or_insert(now_ms);
-        for (at, header) in &batches {
-            self.index_batch(config, position + *at as u64, header);
-            self.recent_batches.push(position + *at as u64, *header);
         }
         self.size_bytes += set_bytes as u64;
         self.next_offset = expected_at_least;

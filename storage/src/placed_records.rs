@@ -61,21 +61,19 @@ impl PlacedRecords {
 
     /// The bytes to write, in order: each batch's header, then the rest of that batch from
     /// the source. Two parts per batch at most (a batch of no records has only its header).
-    pub fn parts(&self) -> Vec<&[u8]> {
-        let mut parts = Vec::with_capacity(self.batches.len() * 2);
-        for (index, (at, header)) in self.batches.iter().enumerate() {
-            parts.push(&self.headers[index * BATCH_HEADER_BYTES..(index + 1) * BATCH_HEADER_BYTES]);
+    pub fn parts(&self) -> impl Iterator<Item = &[u8]> {
+        self.batches.iter().enumerate().flat_map(|(index, (at, header))| {
+            let header_copy = &self.headers[index * BATCH_HEADER_BYTES..(index + 1) * BATCH_HEADER_BYTES];
             let body = &self.source[at + BATCH_HEADER_BYTES..at + header.size_bytes];
-            if !body.is_empty() {
-                parts.push(body);
-            }
-        }
-        parts
+            std::iter::once(header_copy).chain((!body.is_empty()).then_some(body))
+        })
     }
 
     /// The record set as written, in one buffer (for tests and tools; the log never needs it).
     pub fn to_vec(&self) -> Vec<u8> {
-        self.parts().concat()
+        let mut bytes = Vec::with_capacity(self.len_bytes());
+        self.parts().for_each(|part| bytes.extend_from_slice(part));
+        bytes
     }
 }
 

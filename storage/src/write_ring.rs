@@ -44,7 +44,7 @@ const IOVECS_PER_WRITE_MAX: usize = 1024;
 pub(crate) fn pwrite_all(fd: RawFd, records: &PlacedRecords, position: u64) -> io::Result<()> {
     let mut cursor = IovecCursor::new(records);
     while !cursor.is_done() {
-        let iovecs = cursor.next_iovecs();
+        let iovecs = cursor.next_slice();
         let offset = libc::off_t::try_from(position + cursor.written_bytes as u64)
             .map_err(|_| io::Error::new(io::ErrorKind::InvalidInput, "file position beyond off_t"))?;
         // SAFETY: the iovecs point into `records`, borrowed for this whole call.
@@ -88,14 +88,7 @@ pub(crate) async fn write_all_at(
 }
 
 async fn copy_and_write(file: &BufferedFile, records: &PlacedRecords, position: u64) -> io::Result<()> {
-    let bytes = records.to_vec();
-    let total = bytes.len();
-    let written = file.write_at(bytes, position).await.map_err(io::Error::from)?;
-    if written != total {
-        let message = format!("short write: {written} of {total} bytes at position {position}");
-        return Err(io::Error::new(io::ErrorKind::WriteZero, message));
-    }
-    Ok(())
+    crate::index_file::write_all_at(file, records.to_vec(), position).await.map_err(io::Error::other)
 }
 
 /// Walks a record set's parts as iovecs, at most [`IOVECS_PER_WRITE_MAX`] at a time, across
@@ -112,7 +105,6 @@ impl IovecCursor {
     fn new(records: &PlacedRecords) -> Self {
         let iovecs: Vec<libc::iovec> = records
             .parts()
-            .iter()
             .map(|part| libc::iovec { iov_base: part.as_ptr() as *mut libc::c_void, iov_len: part.len() })
             .collect();
         IovecCursor { iovecs, next: 0, written_bytes: 0, total_bytes: records.len_bytes() }
@@ -122,10 +114,15 @@ impl IovecCursor {
         self.written_bytes == self.total_bytes
     }
 
-    /// The next write's iovecs (a copy: the ring's slot owns it until the write completes).
-    fn next_iovecs(&self) -> Vec<libc::iovec> {
+    /// The next write's iovecs.
+    fn next_slice(&self) -> &[libc::iovec] {
         let end = self.iovecs.len().min(self.next + IOVECS_PER_WRITE_MAX);
-        self.iovecs[self.next..end].to_vec()
+        &self.iovecs[self.next..end]
+    }
+
+    /// The next write's iovecs as a copy, for the ring's slot to own until the write completes.
+    fn next_iovecs(&self) -> Vec<libc::iovec> {
+        self.next_slice().to_vec()
     }
 
     /// Steps over `n` bytes just written. A write of nothing would loop for ever: an error.
@@ -402,7 +399,7 @@ mod tests {
     fn more_parts_than_one_call_takes_are_written_whole_on_both_paths() {
         let records = record_set(700); // 1,400 parts: two calls of at most 1,024 iovecs
         let expected = records.to_vec();
-        assert!(records.parts().len() > IOVECS_PER_WRITE_MAX);
+        assert!(records.parts().count() > IOVECS_PER_WRITE_MAX);
         let dir = tempfile::tempdir().unwrap();
         let executor = glommio::LocalExecutorBuilder::default().make().unwrap();
         executor.run(async move {
