@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Regenerates a dated performance report in perf-reports/<date>/: builds the release binaries,
 # measures the machine's limits (loopback TCP with iperf3, sequential write with dd, thread
-# wake-up round trips with `shardlog-bench wakeup`), starts a
+# wake-up round trips with `shardlog-bench wakeup`, loopback TCP into the page cache with
+# `shardlog-bench ceiling`), starts a
 # shardlog broker on free ports with a temporary data dir, runs the standard matrix with
 # shardlog-bench (2 shards, then 1 shard; and a peer broker when PEER_BOOTSTRAP is set; each
 # with librdkafka, then the core 1 KiB / 16 KiB produce+consume scenarios again with the
@@ -159,6 +160,15 @@ if [ "$PAGE_CACHE" = full ]; then
   rm -f "$WORK/pc.tmp"
 fi
 echo "page_cache_mode=$PAGE_CACHE" >>"$OUT/raw/machine.txt"
+# The least work any broker does per produced byte, in the memory state the runs see: two
+# loopback streams (one per shard of the main target) received and dropped, then received into
+# new files on the log dir's file system, BACKLOG_BYTES each time (the 16 KiB backlog's size).
+log "machine limit: produce ceiling (shardlog-bench ceiling: loopback TCP into the page cache, 2 streams)"
+fill_page_cache
+"$BENCH" ceiling --dir "$WORK" --streams 2 --bytes "$BACKLOG_BYTES" >"$OUT/raw/ceiling.json" || {
+  log "the produce ceiling failed; the report leaves it out"
+  rm -f "$OUT/raw/ceiling.json"
+}
 if [ -r /sys/module/page_reporting/parameters/page_reporting_order ]; then
   echo "page_reporting_order=$(cat /sys/module/page_reporting/parameters/page_reporting_order)" >>"$OUT/raw/machine.txt"
 fi

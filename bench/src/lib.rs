@@ -7,8 +7,8 @@
 //! closed-loop producers ([`producer`], [`pacer`]), consumers that drain a backlog or tail
 //! ([`consumer`]), latency histograms ([`latency`]), the per-run JSON ([`result`]), broker
 //! process probes and profiling hooks ([`probe`]), the broker's own request times from its
-//! metrics endpoint ([`broker_metrics`]), the machine's thread wake-up cost ([`wakeup`]), and
-//! the dated report ([`report`]).
+//! metrics endpoint ([`broker_metrics`]), the machine's thread wake-up cost ([`wakeup`]) and
+//! produce ceiling ([`ceiling`]), and the dated report ([`report`]).
 //!
 //! Invariants:
 //! - **Latency is measured from the intended send time.** In open-loop mode that is the
@@ -20,6 +20,7 @@
 //! - **It is not a test.** Nothing asserts on timing; a slow broker gives a slow report.
 
 pub mod broker_metrics;
+pub mod ceiling;
 pub mod clock;
 pub mod consumer;
 pub mod kafka;

@@ -10,7 +10,7 @@ use clap::{Args, Parser, Subcommand};
 
 use shardlog_bench::run::{self, ClientKind, RunOptions};
 use shardlog_bench::workload::{KeyDistributor, Workload};
-use shardlog_bench::{probe, report, wakeup};
+use shardlog_bench::{ceiling, probe, report, wakeup};
 
 #[derive(Parser)]
 #[command(name = "shardlog-bench", about = "Load generator and reports for Kafka-compatible brokers")]
@@ -33,6 +33,18 @@ enum Command {
     Wakeup {
         #[arg(long, default_value_t = 20_000)]
         round_trips: u32,
+    },
+    /// Measure the machine's produce ceiling as JSON: loopback TCP streams received and dropped,
+    /// then received into new files under --dir (the least work a broker does per produced byte)
+    Ceiling {
+        /// A directory on the log dir's file system; the scratch files are removed afterwards
+        #[arg(long)]
+        dir: PathBuf,
+        /// One per broker shard
+        #[arg(long, default_value_t = 2)]
+        streams: usize,
+        #[arg(long, default_value_t = 2 << 30)]
+        bytes: u64,
     },
     /// Turn a report directory (runs.jsonl, raw/, *.folded) into report.md, results.json, SVGs.
     Report {
@@ -219,6 +231,10 @@ fn main() -> Result<()> {
         }
         Command::Wakeup { round_trips } => {
             println!("{}", serde_json::to_string(&wakeup::measure(round_trips)?)?);
+            Ok(())
+        }
+        Command::Ceiling { dir, streams, bytes } => {
+            println!("{}", serde_json::to_string(&ceiling::measure(&dir, streams, bytes)?)?);
             Ok(())
         }
         Command::Report { dir } => report::write(&dir),

@@ -1,6 +1,6 @@
 //! What a report directory holds before the report is written: the runs (`runs.jsonl`, one
 //! [`RunResult`] per line), raw tool outputs under `raw/` (iperf3 JSON, dd's summary lines,
-//! `machine.txt` key=value facts, `wakeup.json`, `idle-<target>.json` probes, `callgrind.jsonl` from
+//! `machine.txt` key=value facts, `wakeup.json`, `ceiling.json`, `idle-<target>.json` probes, `callgrind.jsonl` from
 //! `perf-reports/callgrind.sh`) and folded stacks under `flame/`. Everything is parsed from the tools' own output, never typed in.
 
 use std::collections::BTreeMap;
@@ -9,6 +9,7 @@ use std::path::Path;
 use anyhow::{Context, Result};
 use serde::{Deserialize, Serialize};
 
+use crate::ceiling::Ceiling;
 use crate::probe::ProcSample;
 use crate::result::RunResult;
 use crate::wakeup::Wakeup;
@@ -31,6 +32,9 @@ pub struct Machine {
     pub page_cache_full_bytes_per_s: Option<f64>,
     /// `shardlog-bench wakeup`: thread wake-up round trips across cores and on one core.
     pub wakeup: Option<Wakeup>,
+    /// `shardlog-bench ceiling`: loopback streams received and dropped, and received into new
+    /// files (the least work a broker does per produced byte), in the runs' memory state.
+    pub ceiling: Option<Ceiling>,
 }
 
 impl Machine {
@@ -98,6 +102,9 @@ pub fn load(dir: &Path) -> Result<Inputs> {
     machine.page_cache_full_bytes_per_s = dd("page-cache-full-dd.txt");
     if let Ok(t) = std::fs::read_to_string(raw.join("wakeup.json")) {
         machine.wakeup = Some(serde_json::from_str(&t).context("raw/wakeup.json")?);
+    }
+    if let Ok(t) = std::fs::read_to_string(raw.join("ceiling.json")) {
+        machine.ceiling = Some(serde_json::from_str(&t).context("raw/ceiling.json")?);
     }
     let mut callgrind = Vec::new();
     if let Ok(t) = std::fs::read_to_string(raw.join("callgrind.jsonl")) {

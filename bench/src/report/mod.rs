@@ -223,9 +223,39 @@ fn header(md: &mut String, inp: &Inputs) {
     );
     let _ = writeln!(
         md,
-        "| thread wake-up round trip, on one core | {} | the same, both threads on core 0 |\n",
+        "| thread wake-up round trip, on one core | {} | the same, both threads on core 0 |",
         round_trip(m.wakeup.map(|w| w.same_core))
     );
+    if let Some(c) = m.ceiling {
+        let _ = writeln!(
+            md,
+            "| loopback TCP, {n} streams | {} MB/s | `shardlog-bench ceiling`: {n} connections, 1 MiB writes, each received by a thread of its own and dropped |",
+            mb(c.receive_bytes_per_s),
+            n = c.streams
+        );
+        let _ = writeln!(
+            md,
+            "| produce ceiling: loopback TCP into the page cache, {n} streams | {} MB/s | the same, each receiver writing every byte into a new file (`pwrite`) on the log dir's file system, {} MB in all, memory in the runs' state |",
+            mb(c.receive_and_write_bytes_per_s),
+            mb(c.receive_and_write_bytes as f64),
+            n = c.streams
+        );
+    }
+    let _ = writeln!(md);
+    if let Some(c) = m.ceiling {
+        let _ = writeln!(
+            md,
+            "The produce ceiling is the least work a broker that reads requests into memory does \
+             for a produced byte — receive it, write it into the page cache — with nothing else (no \
+             protocol, checksum, index or client-side batching) at the main target's parallelism; \
+             the sender shares the two cores as the load generator does. It ran at {:.2}× the \
+             loopback TCP of the same streams and {:.2}× iperf3's one stream: no such broker \
+             produces a larger share of loopback TCP here. Produce rows are shown against it \
+             (\"÷ ceiling\").\n",
+            c.receive_and_write_bytes_per_s / c.receive_bytes_per_s,
+            m.loopback_bytes_per_s.map_or(f64::NAN, |l| c.receive_and_write_bytes_per_s / l)
+        );
+    }
     if let Some(cross) = m.wakeup.and_then(|w| w.cross_core) {
         let _ = writeln!(
             md,
@@ -424,6 +454,7 @@ fn headline(md: &mut String, inp: &Inputs) {
     let lo = inp.machine.loopback_bytes_per_s;
     let disk = inp.machine.disk_write_bytes_per_s;
     let page_cache = inp.machine.page_cache_write_bytes_per_s();
+    let ceiling = inp.machine.ceiling.map(|c| c.receive_and_write_bytes_per_s);
     let reference = headline_rows(inp, RDKAFKA);
     let native = headline_rows(inp, NATIVE);
     let _ = writeln!(
@@ -433,9 +464,12 @@ fn headline(md: &mut String, inp: &Inputs) {
     );
     let _ = writeln!(
         md,
-        "| what | goal | measured (librdkafka) | ÷ goal | ÷ loopback TCP | ÷ disk write | ÷ page-cache write | measured (native client) | ÷ goal | ÷ loopback TCP | ÷ page-cache write |"
+        "| what | goal | measured (librdkafka) | ÷ goal | ÷ loopback TCP | ÷ disk write | ÷ page-cache write | ÷ ceiling | measured (native client) | ÷ goal | ÷ loopback TCP | ÷ page-cache write | ÷ ceiling |"
     );
-    let _ = writeln!(md, "| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |");
+    let _ = writeln!(
+        md,
+        "| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |"
+    );
     let mut whats: Vec<&str> = reference.iter().map(|r| r.what).collect();
     for r in &native {
         if !whats.contains(&r.what) {
@@ -464,18 +498,20 @@ fn headline(md: &mut String, inp: &Inputs) {
             |what: &str, bytes, l| if what.starts_with("produce") { limit(bytes, l) } else { String::new() };
         let _ = writeln!(
             md,
-            "| {what} | {goal} | {am} | {ag} | {} | {} | {} | {bm} | {bg} | {} | {} |",
+            "| {what} | {goal} | {am} | {ag} | {} | {} | {} | {} | {bm} | {bg} | {} | {} | {} |",
             limit(ab, lo),
             limit(ab, disk),
             produce_limit(what, ab, page_cache),
+            produce_limit(what, ab, ceiling),
             limit(bb, lo),
-            produce_limit(what, bb, page_cache)
+            produce_limit(what, bb, page_cache),
+            produce_limit(what, bb, ceiling)
         );
     }
     if let Some(idle) = inp.idle.get(MAIN_TARGET) {
         let _ = writeln!(
             md,
-            "| broker RSS idle (after start, before load) | ≤ 100 MB | {} MB | {} | | | | | | | |",
+            "| broker RSS idle (after start, before load) | ≤ 100 MB | {} MB | {} | | | | | | | | | |",
             mb(idle.rss_bytes as f64),
             ratio(Some(idle.rss_bytes as f64), Some(100e6))
         );
@@ -1075,5 +1111,30 @@ mod tests {
         assert!(md.contains("| thread wake-up round trip, on one core | 10.3 µs (p99 13.5 µs) |"), "{md}");
         assert!(md.contains("cost about 32 µs of wall time"), "{md}");
         assert!(md.contains("guest_halt_poll_ns=0"), "{md}");
+    }
+
+    /// The produce ceiling of `raw/ceiling.json` is a machine limit, compared with iperf3's.
+    #[test]
+    fn report_shows_the_produce_ceiling() {
+        let dir = std::env::temp_dir().join(format!("shardlog-report-ceiling-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(dir.join("raw")).expect("mkdir");
+        std::fs::write(dir.join("runs.jsonl"), "").expect("runs");
+        std::fs::write(dir.join("raw/iperf3.json"), r#"{"end":{"sum_received":{"bits_per_second":24e9}}}"#)
+            .expect("iperf3");
+        let ceiling = r#"{"streams":2,"receive_bytes":3000000000,"receive_bytes_per_s":6e9,"receive_and_write_bytes":3000000000,"receive_and_write_bytes_per_s":2.4e9}"#;
+        std::fs::write(dir.join("raw/ceiling.json"), ceiling).expect("ceiling");
+        super::write(&dir).expect("report");
+        let md = std::fs::read_to_string(dir.join("report.md")).expect("report.md");
+        std::fs::remove_dir_all(&dir).expect("cleanup");
+        assert!(md.contains("| loopback TCP, 2 streams | 6000.0 MB/s |"), "{md}");
+        assert!(
+            md.contains("| produce ceiling: loopback TCP into the page cache, 2 streams | 2400.0 MB/s |"),
+            "{md}"
+        );
+        assert!(
+            md.contains("It ran at 0.40× the loopback TCP of the same streams and 0.80× iperf3's one stream"),
+            "{md}"
+        );
     }
 }
