@@ -416,6 +416,63 @@ mod tests {
     }
 
     #[test]
+    fn the_fallback_writes_every_part_at_its_position() {
+        // Offsets assigned by placement: the headers written are copies, not the source's.
+        let source: Vec<u8> = (0..30).flat_map(|i| build_batch(0, 1 + i % 3, i as usize)).collect();
+        let records =
+            crate::partition_log::place_as_leader(Bytes::from(source.clone()), 500, 3, None, 1 << 20)
+                .unwrap();
+        let expected = records.to_vec();
+        assert_ne!(expected, source, "placement rewrote the headers");
+        let dir = tempfile::tempdir().unwrap();
+        let executor = glommio::LocalExecutorBuilder::default().make().unwrap();
+        executor.run(async move {
+            let path = dir.path().join("fallback.log");
+            let file = open(&path).await;
+            copy_and_write(&file, &records, 7).await.unwrap();
+            let on_disk = std::fs::read(&path).unwrap();
+            assert_eq!(on_disk[..7], [0; 7]);
+            assert_eq!(on_disk[7..], expected[..]);
+        });
+    }
+
+    #[test]
+    fn dropping_a_ring_waits_for_its_writes_in_flight() {
+        let dir = tempfile::tempdir().unwrap();
+        let executor = glommio::LocalExecutorBuilder::default().make().unwrap();
+        executor.run(async move {
+            for round in 0..5 {
+                let path = dir.path().join(format!("dropped-{round}.log"));
+                let file = open(&path).await;
+                // Large (16 MiB) so that the kernel is still copying when the ring goes.
+                let source: Vec<u8> = (0..256).flat_map(|i| build_batch(i, 1, 64 << 10)).collect();
+                let batches = placed(&source);
+                let records = Rc::new(PlacedRecords::unchanged(Bytes::from(source), batches));
+                let expected = records.to_vec();
+                let cursor = IovecCursor::new(&records);
+                assert!(cursor.iovecs.len() <= IOVECS_PER_WRITE_MAX);
+                let keep = Keep {
+                    _records: Rc::clone(&records),
+                    _file: Rc::clone(&file),
+                    iovecs: cursor.next_iovecs(),
+                };
+                // A ring of its own, without a driver: only its drop reaps.
+                let ring = Rc::new(WriteRing {
+                    side: SideRing::new(RING_ENTRIES).unwrap(),
+                    slots: RefCell::new(HashMap::new()),
+                    next_id: Cell::new(0),
+                });
+                drop(ring.writev(file.as_raw_fd(), keep, 0).unwrap());
+                drop((records, file));
+                drop(ring);
+                let on_disk = std::fs::read(&path).unwrap();
+                // Not assert_eq: a failure would print 16 MiB.
+                assert!(on_disk == expected, "round {round}: {} of {} bytes", on_disk.len(), expected.len());
+            }
+        });
+    }
+
+    #[test]
     fn a_write_whose_waiter_went_away_still_lands_and_then_frees_its_slot() {
         let dir = tempfile::tempdir().unwrap();
         let executor = glommio::LocalExecutorBuilder::default().make().unwrap();
