@@ -22,11 +22,11 @@ use std::future::Future;
 use std::io;
 use std::os::fd::RawFd;
 use std::pin::Pin;
-use std::rc::{Rc, Weak};
+use std::rc::Rc;
 use std::task::{Context, Poll, Waker};
 
 use io_uring::{opcode, types};
-use shardlog_side_ring::{Reap, SideRing};
+use shardlog_side_ring::{owner_for_this_executor, Reap, SideRing};
 
 /// Submission queue depth of the per-shard poll ring. More outstanding waits than this are
 /// fine: a full queue is flushed with a submit first, and completions never drop
@@ -147,6 +147,10 @@ impl Poller {
 }
 
 impl Reap for Poller {
+    fn side_ring(&self) -> &Rc<SideRing> {
+        &self.side
+    }
+
     /// Moves every completion into its slot and wakes the waiters.
     fn reap(&self) {
         let mut woken = Vec::new();
@@ -203,18 +207,9 @@ pub(crate) fn pending_polls() -> usize {
 
 /// This shard's poller, created (with its driver task) on first use by each executor.
 fn shard_poller() -> io::Result<Rc<Poller>> {
-    if let Some(p) = POLLER.with(|p| p.borrow().clone()) {
-        if p.side.is_this_executors() {
-            return Ok(p);
-        }
-    }
-    let poller = Rc::new(Poller {
-        side: SideRing::new(RING_ENTRIES)?,
+    owner_for_this_executor(&POLLER, RING_ENTRIES, |side| Poller {
+        side,
         slots: RefCell::new(HashMap::new()),
         next_id: RefCell::new(0),
-    });
-    let owner: Weak<dyn Reap> = Rc::downgrade(&poller) as Weak<Poller>;
-    poller.side.start_driver(owner);
-    POLLER.with(|p| *p.borrow_mut() = Some(Rc::clone(&poller)));
-    Ok(poller)
+    })
 }

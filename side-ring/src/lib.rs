@@ -16,16 +16,40 @@ use std::cell::{Cell, RefCell};
 use std::io;
 use std::os::fd::FromRawFd;
 use std::rc::{Rc, Weak};
+use std::thread::LocalKey;
 
 use glommio::io::BufferedFile;
 use io_uring::{squeue, IoUring};
 
 /// The owner of a ring: told when completions may be waiting, and when the ring is unusable.
 pub trait Reap {
+    /// The ring it owns.
+    fn side_ring(&self) -> &Rc<SideRing>;
     /// Take the ring's completions ([`SideRing::completions`]) and wake whoever waits on them.
     fn reap(&self);
     /// The driver stopped: fail every waiter, now and later.
     fn fail_all(&self, kind: io::ErrorKind);
+}
+
+/// The running executor's owner of type `T`, cached in the thread-local `cache`: created on
+/// first use by each executor (a thread may run several in turn, and a ring must not outlive
+/// the executor whose reactor drives it) around a new ring of `entries` slots, its driver
+/// started.
+pub fn owner_for_this_executor<T: Reap + 'static>(
+    cache: &'static LocalKey<RefCell<Option<Rc<T>>>>,
+    entries: u32,
+    make: impl FnOnce(Rc<SideRing>) -> T,
+) -> io::Result<Rc<T>> {
+    if let Some(owner) = cache.with(|c| c.borrow().clone()) {
+        if owner.side_ring().is_this_executors() {
+            return Ok(owner);
+        }
+    }
+    let owner = Rc::new(make(SideRing::new(entries)?));
+    let weak: Weak<dyn Reap> = Rc::downgrade(&owner) as Weak<T>;
+    owner.side_ring().start_driver(weak);
+    cache.with(|c| *c.borrow_mut() = Some(Rc::clone(&owner)));
+    Ok(owner)
 }
 
 pub struct SideRing {
@@ -143,21 +167,55 @@ mod tests {
     use std::time::Duration;
 
     /// Records what it is handed, as an owner keeps its slots.
-    #[derive(Default)]
     struct Seen {
-        ring: RefCell<Option<Rc<SideRing>>>,
+        ring: Rc<SideRing>,
         completions: RefCell<Vec<(u64, i32)>>,
         wakes: Cell<usize>,
     }
 
+    impl Seen {
+        fn new(ring: Rc<SideRing>) -> Seen {
+            Seen { ring, completions: RefCell::default(), wakes: Cell::default() }
+        }
+    }
+
     impl Reap for Seen {
+        fn side_ring(&self) -> &Rc<SideRing> {
+            &self.ring
+        }
         fn reap(&self) {
             self.wakes.set(self.wakes.get() + 1);
-            if let Some(ring) = self.ring.borrow().as_ref() {
-                self.completions.borrow_mut().extend(ring.completions());
-            }
+            self.completions.borrow_mut().extend(self.ring.completions());
         }
         fn fail_all(&self, _kind: io::ErrorKind) {}
+    }
+
+    thread_local! {
+        static SEEN: RefCell<Option<Rc<Seen>>> = const { RefCell::new(None) };
+    }
+
+    #[test]
+    fn each_executor_gets_an_owner_of_its_own_and_keeps_it() {
+        for _ in 0..2 {
+            // Two executors in turn on one thread: the second must not get the first's ring.
+            let executor = glommio::LocalExecutorBuilder::default().make().unwrap();
+            executor.run(async {
+                let first = owner_for_this_executor(&SEEN, 8, Seen::new).unwrap();
+                let again = owner_for_this_executor(&SEEN, 8, Seen::new).unwrap();
+                assert!(Rc::ptr_eq(&first, &again));
+                assert!(first.ring.is_this_executors());
+                // Its driver was started: a completion reaches it.
+                // SAFETY: a NOP points to nothing.
+                unsafe { first.ring.submit(&opcode::Nop::new().build().user_data(1)).unwrap() };
+                for _ in 0..1000 {
+                    if !first.completions.borrow().is_empty() {
+                        break;
+                    }
+                    glommio::timer::sleep(Duration::from_millis(1)).await;
+                }
+                assert_eq!(*first.completions.borrow(), [(1, 0)]);
+            });
+        }
     }
 
     #[test]
@@ -166,8 +224,7 @@ mod tests {
         executor.run(async {
             let ring = SideRing::new(8).unwrap();
             assert!(ring.is_this_executors());
-            let seen = Rc::new(Seen::default());
-            *seen.ring.borrow_mut() = Some(Rc::clone(&ring));
+            let seen = Rc::new(Seen::new(Rc::clone(&ring)));
             let owner: Weak<dyn Reap> = Rc::downgrade(&seen) as Weak<Seen>;
             ring.start_driver(owner);
             // SAFETY: a NOP points to nothing.

@@ -22,12 +22,12 @@ use std::future::Future;
 use std::io;
 use std::os::fd::{AsRawFd, RawFd};
 use std::pin::Pin;
-use std::rc::{Rc, Weak};
+use std::rc::Rc;
 use std::task::{Context, Poll, Waker};
 
 use glommio::io::BufferedFile;
 use io_uring::{opcode, types};
-use shardlog_side_ring::{Reap, SideRing};
+use shardlog_side_ring::{owner_for_this_executor, Reap, SideRing};
 
 use crate::placed_records::PlacedRecords;
 
@@ -177,6 +177,10 @@ thread_local! {
 }
 
 impl WriteRing {
+    fn new(side: Rc<SideRing>) -> WriteRing {
+        WriteRing { side, slots: RefCell::new(HashMap::new()), next_id: Cell::new(0) }
+    }
+
     /// Submits one `WRITEV`; the returned future resolves to the bytes written.
     fn writev(self: &Rc<Self>, fd: RawFd, keep: Keep, offset: u64) -> io::Result<WriteCompletion> {
         let id = self.next_id.get() + 1;
@@ -198,6 +202,10 @@ impl WriteRing {
 }
 
 impl Reap for WriteRing {
+    fn side_ring(&self) -> &Rc<SideRing> {
+        &self.side
+    }
+
     /// Moves every completion into its slot (dropping what an abandoned one kept) and wakes
     /// the waiters.
     fn reap(&self) {
@@ -317,20 +325,7 @@ impl Drop for WriteRing {
 
 /// This shard's ring, created (with its driver task) on first use by each executor.
 fn shard_ring() -> io::Result<Rc<WriteRing>> {
-    if let Some(ring) = RING.with(|r| r.borrow().clone()) {
-        if ring.side.is_this_executors() {
-            return Ok(ring);
-        }
-    }
-    let ring = Rc::new(WriteRing {
-        side: SideRing::new(RING_ENTRIES)?,
-        slots: RefCell::new(HashMap::new()),
-        next_id: Cell::new(0),
-    });
-    let owner: Weak<dyn Reap> = Rc::downgrade(&ring) as Weak<WriteRing>;
-    ring.side.start_driver(owner);
-    RING.with(|r| *r.borrow_mut() = Some(Rc::clone(&ring)));
-    Ok(ring)
+    owner_for_this_executor(&RING, RING_ENTRIES, WriteRing::new)
 }
 
 /// Writes submitted on this shard's ring whose completion has not been consumed yet.
@@ -457,11 +452,7 @@ mod tests {
                     iovecs: cursor.next_iovecs(),
                 };
                 // A ring of its own, without a driver: only its drop reaps.
-                let ring = Rc::new(WriteRing {
-                    side: SideRing::new(RING_ENTRIES).unwrap(),
-                    slots: RefCell::new(HashMap::new()),
-                    next_id: Cell::new(0),
-                });
+                let ring = Rc::new(WriteRing::new(SideRing::new(RING_ENTRIES).unwrap()));
                 drop(ring.writev(file.as_raw_fd(), keep, 0).unwrap());
                 drop((records, file));
                 drop(ring);
