@@ -897,7 +897,9 @@ pub fn place_as_leader(
     log_append_time_ms: Option<i64>,
     max_batch_bytes: usize,
 ) -> Result<PlacedRecords> {
+    let mut batch_count = 0;
     for (index, item) in BatchIter::new(&records, max_batch_bytes).enumerate() {
+        batch_count = index + 1;
         let (_, batch) = item.map_err(|source| LogError::InvalidBatch { index, source })?;
         batch.check_crc().map_err(|source| LogError::InvalidBatch { index, source })?;
         if !batch.has_one_record_per_offset() {
@@ -910,8 +912,8 @@ pub fn place_as_leader(
         batch.check_record_framing().map_err(|source| LogError::InvalidBatch { index, source })?;
     }
     let mut next_offset = next_offset;
-    let mut placed = Vec::new();
-    let mut headers = Vec::new();
+    let mut placed = Vec::with_capacity(batch_count);
+    let mut headers = Vec::with_capacity(batch_count * BATCH_HEADER_BYTES);
     let mut at = 0;
     while at < records.len() {
         let Some(size_bytes) = batch_size_at(&records[at..]) else { unreachable!("validated above") };
